@@ -1,0 +1,1 @@
+"""Datasets and the workspace that stores them (zarr pixel batches, xarray tables)."""

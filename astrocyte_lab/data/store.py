@@ -1,0 +1,172 @@
+"""The on-disk layout of one dataset: immutable pixel batches plus versioned tables behind a HEAD file.
+
+Layout of ``<workspace>/datasets/<name>/``::
+
+    HEAD                     name of the current table version, replaced atomically on save
+    versions/v000042.zarr    the per-image table (xarray) of one saved version
+    pixels/<batch>.zarr      images written once by a generation, never modified (N, H, W, C)
+    masks/<batch>.zarr       masks written once per save that changed masks (N, H, W)
+
+A save writes new batches and a new table first and swaps HEAD last, so a crash at any point leaves
+the previous version readable; edits never copy existing pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from astrocyte_lab.errors import AstrocyteError, FormatVersionError, StorageError
+
+FORMAT_VERSION = 1
+KEEP_UNREFERENCED_SECONDS = 3600.0  # batches younger than this may belong to another open, unsaved session
+_COMPRESSOR = None
+SHARD_ITEMS = 16  # images per shard file: one file write per block instead of one per image
+
+
+class DatasetStore:
+    """Reads and writes one dataset folder; knows nothing about categories or editing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- versions -------------------------------------------------------------------------------
+    @property
+    def head_file(self) -> Path:
+        return self.root / "HEAD"
+
+    def exists(self) -> bool:
+        return self.head_file.is_file()
+
+    def current_version(self) -> str:
+        try:
+            version = self.head_file.read_text().strip()
+        except FileNotFoundError as exc:
+            raise AstrocyteError(f"{self.root}: not a dataset (no HEAD file)") from exc
+        if not (self.root / "versions" / f"{version}.zarr").is_dir():
+            raise AstrocyteError(f"{self.head_file}: points at missing version {version!r}")
+        return version
+
+    def load_table(self, version: str | None = None) -> xr.Dataset:
+        version = version or self.current_version()
+        path = self.root / "versions" / f"{version}.zarr"
+        table = xr.open_zarr(path, consolidated=False).load()
+        found = int(table.attrs.get("format_version", 0))
+        if found > FORMAT_VERSION:
+            raise FormatVersionError(
+                f"{path}: written by a newer astrocyte-lab (dataset format {found}, this version reads "
+                f"up to {FORMAT_VERSION}); upgrade astrocyte-lab to open it")
+        return table
+
+    def save_table(self, table: xr.Dataset) -> str:
+        """Write ``table`` as a new version and make it current; return its name."""
+        versions = self.root / "versions"
+        versions.mkdir(parents=True, exist_ok=True)
+        number = 1 + max((_version_number(p.name) for p in versions.glob("v*.zarr")), default=0)
+        name = f"v{number:06d}"
+        partial = versions / f".{name}.{uuid.uuid4().hex[:8]}.partial"
+        try:
+            table.attrs["format_version"] = FORMAT_VERSION
+            table.to_zarr(partial, mode="w-", consolidated=False, zarr_format=3)
+            partial.rename(versions / f"{name}.zarr")
+            _atomic_write_text(self.head_file, name + "\n")
+        except OSError as exc:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise _storage_error(exc, self.root) from exc
+        return name
+
+    # -- batches ----------------------------------------------------------------------------------
+    def new_batch(self, kind: str, count: int, shape: tuple[int, ...], dtype: np.dtype) -> tuple[str, zarr.Array]:
+        """Create an empty image or mask batch of ``count`` items of ``shape``."""
+        name = f"b{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        path = self.root / kind / f"{name}.zarr"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            array = zarr.create_array(
+                path, shape=(count, *shape), chunks=(1, *shape), shards=(min(SHARD_ITEMS, max(count, 1)), *shape),
+                dtype=dtype, compressors=_COMPRESSOR, fill_value=0)
+        except OSError as exc:
+            raise _storage_error(exc, self.root) from exc
+        return name, array
+
+    def open_batch(self, kind: str, name: str) -> zarr.Array:
+        path = self.root / kind / f"{name}.zarr"
+        if not path.is_dir():
+            raise AstrocyteError(f"{path}: batch missing from the dataset store")
+        return zarr.open_array(path, mode="r")
+
+    def batch_path(self, kind: str, name: str) -> Path:
+        return self.root / kind / f"{name}.zarr"
+
+    # -- housekeeping -------------------------------------------------------------------------------
+    def collect_garbage(self, keep_batches: set[tuple[str, str]] = frozenset()) -> None:
+        """Drop old versions (keeping current and previous) and batches no kept version uses."""
+        versions = sorted((p for p in (self.root / "versions").glob("v*.zarr")), key=lambda p: p.name)
+        current = self.current_version()
+        kept = [p for p in versions if p.name <= f"{current}.zarr"][-2:]
+        referenced = set(keep_batches)
+        for path in kept:
+            referenced |= batches_of(xr.open_zarr(path, consolidated=False))
+        for path in versions:
+            if path not in kept and path.name > f"{current}.zarr":
+                continue  # a version newer than HEAD: another process is mid-save
+            if path not in kept:
+                shutil.rmtree(path, ignore_errors=True)
+        now = time.time()
+        for partial in (self.root / "versions").glob(".*.partial"):
+            if now - partial.stat().st_mtime > KEEP_UNREFERENCED_SECONDS:
+                shutil.rmtree(partial, ignore_errors=True)
+        for kind in ("pixels", "masks"):
+            for path in (self.root / kind).glob("*.zarr"):
+                if (kind, path.stem) in referenced:
+                    continue
+                if now - path.stat().st_mtime > KEEP_UNREFERENCED_SECONDS:
+                    shutil.rmtree(path, ignore_errors=True)
+
+
+def batches_of(table: xr.Dataset) -> set[tuple[str, str]]:
+    """The (kind, batch) pairs a table refers to."""
+    used = {("pixels", str(b)) for b in np.unique(np.asarray(table["pixel_batch"].values, dtype=object))}
+    if "mask_batch" in table:
+        used |= {("masks", str(b)) for b in np.unique(np.asarray(table["mask_batch"].values, dtype=object))
+                 if str(b)}
+    return used
+
+
+def _version_number(name: str) -> int:
+    try:
+        return int(name[1:].split(".")[0])
+    except ValueError:
+        return 0
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` so readers see either the old or the new content, even after a crash."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # directory fsync is not possible on every platform
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _storage_error(exc: OSError, root: Path) -> StorageError:
+    reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    where = exc.filename or root
+    return StorageError(f"saving dataset {root.name} failed at {where}: {reason}; "
+                        "the last saved version is unchanged")
