@@ -26,7 +26,7 @@ from astrocyte_lab.data.generate import (
     generate,
 )
 from astrocyte_lab.data.sources import NamedSet, discover
-from astrocyte_lab.data.store import DatasetStore
+from astrocyte_lab.data.store import DatasetStore, storage_error
 from astrocyte_lab.errors import AstrocyteError
 
 SPLITS: tuple[str, ...] = ("auto", "train", "validation")
@@ -285,17 +285,22 @@ class Dataset:
         self._dirty = True
 
     def shuffle(self, train_ratio: float | None = None, seed: int | None = None) -> None:
-        """Re-draw the train/validation assignment of ``auto`` images (explicit ones keep their set)."""
+        """Re-draw the train/validation assignment of ``auto`` images (explicit ones keep their set).
+
+        The draw is stratified by ground truth so every category is split by the same ratio.
+        """
         ratio = float(self._table.attrs["train_ratio"] if train_ratio is None else train_ratio)
         _check_ratio(ratio)
         if seed is None or seed < 0:
             seed = int(np.random.default_rng().integers(0, 2**31 - 1))
         splits = _strings(self._table["split"])
-        auto = np.flatnonzero(splits == "auto")
-        order = np.random.default_rng(seed).permutation(auto)
-        n_train = int(round(ratio * auto.size))
+        labels = self._table["ground_truth"].values
+        rng = np.random.default_rng(seed)
         assigned = np.where(splits == "auto", "validation", splits).astype(object)
-        assigned[order[:n_train]] = "train"
+        groups = [np.flatnonzero((splits == "auto") & (labels == label)) for label in np.unique(labels)]
+        quotas = _stratified_quotas([g.size for g in groups], ratio)
+        for group, quota in zip(groups, quotas, strict=True):
+            assigned[rng.permutation(group)[:quota]] = "train"
         self._table["assigned"] = ("image", assigned)
         self._table.attrs.update(train_ratio=ratio, shuffle_seed=seed)
         self._dirty = True
@@ -447,8 +452,12 @@ class Dataset:
             g = self.geometry
             batch, array = self._store.new_batch("masks", len(ids), (g.height, g.width), np.uint16)
             raw = self._canonical_values()
-            for slot, image_id in enumerate(ids):
-                array[slot] = raw[self._pending_masks[image_id]]
+            table.attrs["mask_lut"] = self._table.attrs["mask_lut"]  # may map a new category's value
+            try:
+                for slot, image_id in enumerate(ids):  # bool (anomaly) masks index 0/1, not a selection
+                    array[slot] = raw[self._pending_masks[image_id].astype(np.intp)]
+            except OSError as exc:
+                raise storage_error(exc, self._store.root) from exc
             positions = self._positions(ids)
             table["mask_batch"].values[positions] = batch
             table["mask_slot"].values[positions] = np.arange(len(ids))
@@ -586,6 +595,17 @@ def _strings(variable: xr.DataArray) -> np.ndarray:
 
 def _category_name(names: list[str], index: int) -> str:
     return names[index] if 0 <= index < len(names) else ""
+
+
+def _stratified_quotas(sizes: list[int], ratio: float) -> list[int]:
+    """Train counts per group summing to round(ratio * total), spread by largest remainder."""
+    exact = [ratio * n for n in sizes]
+    quotas = [int(np.floor(x)) for x in exact]
+    missing = int(round(ratio * sum(sizes))) - sum(quotas)
+    by_remainder = sorted(range(len(sizes)), key=lambda i: exact[i] - quotas[i], reverse=True)
+    for i in by_remainder[:max(0, missing)]:
+        quotas[i] += 1
+    return quotas
 
 
 def _check_split(split: str) -> str:
