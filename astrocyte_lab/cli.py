@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from tqdm import tqdm
 
 from astrocyte_lab.data.categories import MODULES
 from astrocyte_lab.data.generate import GenerationOptions
@@ -37,6 +41,21 @@ def _workspace(path: Path | None) -> Workspace:
 def _fail(exc: Exception) -> typer.Exit:
     typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
     return typer.Exit(code=1)
+
+
+@contextmanager
+def _progress(title: str) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar (on stderr) fed by the engine's ``on_progress(done, total)`` callbacks."""
+    bar = tqdm(desc=title, unit="img", file=sys.stderr, disable=None, leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def _size(text: str | None) -> tuple[int, int] | None:
@@ -96,8 +115,10 @@ def datasets_create(
                                       full_path, category or None, use_folder_name))
         masks_location = Location(masks, subfolders) if masks else None
         options = GenerationOptions(max_size=_size(max_size), correction=correction)
-        dataset = _workspace(workspace).create_dataset(
-            name, module, [NamedSet("set1", locations, masks_location)], description, options, train_ratio, seed)
+        with _progress("generating") as on_progress:
+            dataset = _workspace(workspace).create_dataset(
+                name, module, [NamedSet("set1", locations, masks_location)], description, options, train_ratio, seed,
+                on_progress)
     except AstrocyteError as exc:
         raise _fail(exc) from exc
     typer.echo(dataset.last_report.summary() if dataset.last_report else "")

@@ -59,12 +59,28 @@ def import_dataset(file: Path, destination: Path) -> None:
         with tarfile.open(file, "r") as tar:
             tar.extractall(staging, filter="data")  # refuses absolute paths, links out, traversal
         (staging / DATASET_MANIFEST).unlink()
-        DatasetStore(staging).load_table()  # validates HEAD and version before it becomes visible
+        _check_unpacked(staging, file)  # validates table and batches before the dataset becomes visible
         staging.rename(destination)
     except (tarfile.TarError, OSError) as exc:
         raise AstrocyteError(f"{file}: import failed ({exc})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_unpacked(staging: Path, file: Path) -> None:
+    """Refuse an export whose table is missing or damaged, or that lacks a batch the table uses."""
+    store = DatasetStore(staging)
+    try:
+        table = store.load_table()
+    except FormatVersionError:
+        raise
+    except Exception as exc:  # AstrocyteError for a missing HEAD/version; zarr/xarray errors for damage
+        reason = str(exc).replace(str(staging), "export")
+        raise AstrocyteError(f"{file}: damaged or incomplete dataset export ({reason})") from exc
+    missing = [f"{kind}/{batch}" for kind, batch in sorted(batches_of(table))
+               if not store.batch_path(kind, batch).is_dir()]
+    if missing:
+        raise AstrocyteError(f"{file}: incomplete dataset export, missing batches {missing}")
 
 
 def backup_workspace(root: Path, file: Path) -> Path:

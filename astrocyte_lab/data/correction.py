@@ -87,3 +87,23 @@ def _pad_centre(image: np.ndarray, size: tuple[int, int], nearest: bool) -> np.n
     left = (width - image.shape[1]) // 2
     out[top:top + image.shape[0], left:left + image.shape[1]] = image
     return out
+
+
+def correction_transform(source: tuple[int, int], size: tuple[int, int],
+                         method: str) -> tuple[float, float, float, float]:
+    """``(scale_x, scale_y, offset_x, offset_y)`` mapping source pixel coordinates into the corrected image.
+
+    Mirrors :func:`correct` (``""`` = plain resize) so annotations follow their image exactly.
+    """
+    (src_w, src_h), (width, height) = source, size
+    if method in ("", "resize"):
+        return width / src_w, height / src_h, 0.0, 0.0
+    if method == "resize_keep_aspect":
+        scale = min(width / src_w, height / src_h)
+        inner_w, inner_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
+        return inner_w / src_w, inner_h / src_h, float((width - inner_w) // 2), float((height - inner_h) // 2)
+    if method == "crop":
+        top, left = max(0, (src_h - height) // 2), max(0, (src_w - width) // 2)
+        kept_w, kept_h = min(src_w, width), min(src_h, height)
+        return 1.0, 1.0, float((width - kept_w) // 2 - left), float((height - kept_h) // 2 - top)
+    raise AstrocyteError(f"cannot apply image correction {method!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from astrocyte_lab.data import categories as cats
+from astrocyte_lab.data.annotations import Annotation, Box, Polygon, RotatedBox, clip, transform
 from astrocyte_lab.data.generate import (
     Generated,
     GenerationOptions,
@@ -25,7 +26,8 @@ from astrocyte_lab.data.generate import (
     ProgressCallback,
     generate,
 )
-from astrocyte_lab.data.sources import NamedSet, discover
+from astrocyte_lab.data.objects import mask_from_polygons, objects_from_table, polygons_from_mask, with_objects
+from astrocyte_lab.data.sources import DatasetSet, SourceImage, discover
 from astrocyte_lab.data.store import DatasetStore, storage_error
 from astrocyte_lab.errors import AstrocyteError
 
@@ -65,6 +67,7 @@ class Dataset:
         self._table: xr.Dataset
         self._pending_masks: dict[int, np.ndarray] = {}
         self._pending_batches: set[tuple[str, str]] = set()
+        self._objects: dict[int, list[Annotation]] = {}
         self._dirty = False
         self.last_report: GenerationReport | None = None
         self._batches: dict[tuple[str, str], object] = {}
@@ -72,7 +75,7 @@ class Dataset:
 
     # -- creation ------------------------------------------------------------------------------
     @classmethod
-    def create(cls, store: DatasetStore, module: str, sets: Sequence[NamedSet], description: str = "",
+    def create(cls, store: DatasetStore, module: str, sets: Sequence[DatasetSet], description: str = "",
                options: GenerationOptions | None = None, train_ratio: float = DEFAULT_TRAIN_RATIO,
                seed: int | None = None, on_progress: ProgressCallback | None = None) -> Dataset:
         """Generate a new dataset from ``sets`` into ``store`` and save it as its first version."""
@@ -80,7 +83,9 @@ class Dataset:
         _check_ratio(train_ratio)
         options = options or GenerationOptions()
         sources, skipped = discover(list(sets))
-        categories = cats.categories_from_sources(module, [s.category for s in sources], [])
+        categories = cats.categories_from_sources(module, _labels(sources), [])
+        if module == "segmentation" and any(s.objects for s in sources) and "background" not in categories:
+            categories.insert(0, "background")  # polygons are painted onto a background category
         generated = generate(store, sources, options, binary_masks=module != "segmentation",
                              on_progress=on_progress)
         generated.report.skipped[:0] = skipped
@@ -98,9 +103,10 @@ class Dataset:
         _resolve_mask_categories(table, generated)
         dataset = cls.__new__(cls)
         dataset._store, dataset._table = store, table
-        dataset._pending_masks, dataset._pending_batches = {}, set()
+        dataset._pending_masks, dataset._pending_batches, dataset._objects = {}, set(), {}
         dataset._dirty, dataset._batches = True, {}
-        dataset.last_report = generated.report
+        dataset._ingest_objects(generated, first_id=0)
+        dataset._record_report(generated.report)
         dataset.shuffle(train_ratio, seed)
         dataset.save()
         return dataset
@@ -176,6 +182,8 @@ class Dataset:
             "source_height": self._table["source_height"].values,
             "correction": _strings(self._table["correction"]),
             "has_mask": (_strings(self._table["mask_batch"]) != "") | np.isin(self.ids, list(self._pending_masks)),
+            "n_ground_truth": [sum(not a.pseudo for a in self._objects.get(int(i), ())) for i in self.ids],
+            "n_pseudo": [sum(a.pseudo for a in self._objects.get(int(i), ())) for i in self.ids],
         }, index=pd.Index(self.ids, name="image_id"))
         return frame
 
@@ -209,6 +217,72 @@ class Dataset:
             if value < lut.size:
                 lut[value] = index
         return lut[raw]
+
+    def objects(self, selector: int | str, pseudo: bool | None = None) -> list[Annotation]:
+        """Annotations of one image; ``pseudo=False`` keeps ground truth only, ``True`` pseudo labels only."""
+        image_id = int(self.ids[self._position(selector)])
+        found = self._objects.get(image_id, [])
+        return [a for a in found if pseudo is None or a.pseudo == pseudo]
+
+    def set_objects(self, selector: int | str, objects: Sequence[Annotation]) -> None:
+        """Replace one image's annotations (boxes, rotated boxes, polygons), clipped to the image."""
+        image_id = int(self.ids[self._position(selector)])
+        g = self.geometry
+        kept: list[Annotation] = []
+        for ann in objects:
+            if not isinstance(ann, Box | RotatedBox | Polygon):
+                raise AstrocyteError(f"not an annotation: {ann!r}")
+            self._category_index(ann.category)
+            clipped = clip(ann, g.width, g.height)
+            if clipped is None:
+                raise AstrocyteError(f"annotation {ann!r} lies outside the {g.width} x {g.height} image")
+            kept.append(clipped)
+        if kept:
+            self._objects[image_id] = kept
+        else:
+            self._objects.pop(image_id, None)
+        self._dirty = True
+
+    def add_object(self, selector: int | str, annotation: Annotation) -> None:
+        self.set_objects(selector, [*self.objects(selector), annotation])
+
+    def mask_polygons(self, selector: int | str) -> list[Polygon]:
+        """Segmentation: the outlines of each category's regions in the image's mask."""
+        mask = self.mask(selector)
+        if mask is None or self.module != "segmentation":
+            return []
+        return polygons_from_mask(mask, self.categories, background=self._background_index())
+
+    def _background_index(self) -> int:
+        names = self.categories
+        if "background" in names:
+            return names.index("background")
+        zero = self._mask_lut().get(0)
+        return zero if zero is not None else 0
+
+    def _ingest_objects(self, generated: Generated, first_id: int) -> None:
+        """Bring database annotations into stored-image coordinates; paint segmentation polygons as masks."""
+        g = generated.geometry
+        report = generated.report
+        for offset, (source, tf) in enumerate(zip(generated.sources, generated.transforms(), strict=True)):
+            image_id = first_id + offset
+            moved: list[Annotation] = []
+            for ann in source.objects:
+                fitted = clip(transform(ann, *tf), g.width, g.height)
+                if fitted is None:
+                    report.skipped.append((str(source.path), f"{type(ann).__name__} {ann.category!r} falls outside "
+                                                             "the stored image after correction; dropped"))
+                else:
+                    moved.append(fitted)
+            if not moved:
+                continue
+            if self.module == "segmentation":
+                if source.mask_path is None:
+                    polygons = [a for a in moved if isinstance(a, Polygon)]
+                    self._pending_masks[image_id] = mask_from_polygons(
+                        polygons, (g.width, g.height), self.categories, self._background_index())
+            else:
+                self._objects[image_id] = moved
 
     def _open(self, kind: str, batch: str):
         key = (kind, batch)
@@ -273,6 +347,7 @@ class Dataset:
         keep = np.setdiff1d(np.arange(len(self)), positions)
         self._table = self._table.isel(image=keep)
         self._pending_masks = {k: v for k, v in self._pending_masks.items() if k not in removed}
+        self._objects = {k: v for k, v in self._objects.items() if k not in removed}
         self._dirty = True
 
     def assign_set(self, selector: Selector, split: str) -> None:
@@ -317,6 +392,8 @@ class Dataset:
         index = self._category_index(old)
         others = [n for i, n in enumerate(names) if i != index]
         names[index] = cats.check_category_name(new, others)
+        self._objects = {k: [replace(a, category=names[index]) if a.category == old else a for a in v]
+                         for k, v in self._objects.items()}
         self._set_categories(names)
 
     def delete_category(self, name: str, migrate_to: str | None = None) -> None:
@@ -344,6 +421,7 @@ class Dataset:
         lut = {v: int(remap(np.array([i]))[0]) for v, i in self._mask_lut().items()}
         self._pending_masks = {k: remap(m.astype(np.int16)).astype(np.uint8) for k, m in self._pending_masks.items()}
         names = self.categories
+        self._objects = _migrate_objects(self._objects, name, migrate_to)
         del names[index]
         self._table.attrs["mask_lut"] = json.dumps({str(k): v for k, v in lut.items()})
         self._set_categories(names)
@@ -411,7 +489,7 @@ class Dataset:
         return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
 
     # -- growth ------------------------------------------------------------------------------------------
-    def add_images(self, sets: Sequence[NamedSet], options: GenerationOptions | None = None,
+    def add_images(self, sets: Sequence[DatasetSet], options: GenerationOptions | None = None,
                    on_progress: ProgressCallback | None = None) -> GenerationReport:
         """Append images from ``sets``, fitted to this dataset's size; unsaved until :meth:`save`."""
         options = options or GenerationOptions()
@@ -421,20 +499,24 @@ class Dataset:
         skipped += [(str(s.path), "already in the dataset") for s in sources if str(s.path) in known]
         if not fresh:
             raise AstrocyteError("every image found is already in the dataset")
-        names = cats.categories_from_sources(self.module, [s.category for s in fresh], self.categories)
+        names = cats.categories_from_sources(self.module, _labels(fresh), self.categories)
+        if self.module == "segmentation" and any(s.objects for s in fresh) and "background" not in names:
+            names.append("background")
         generated = generate(self._store, fresh, options, geometry=self.geometry,
                              binary_masks=self.module != "segmentation", on_progress=on_progress)
         generated.report.skipped[:0] = skipped
         self._pending_batches |= {("pixels", generated.pixel_batch), ("masks", generated.mask_batch)}
         self._table.attrs["categories"] = json.dumps(names)
+        first_id = int(self._table.attrs["next_image_id"])
         self._table = _with_rows(self._table, _rows(generated, self._table))
         _resolve_mask_categories(self._table, generated)
+        self._ingest_objects(generated, first_id)
         self._table.attrs["bit_depth"] = max(self.bit_depth, generated.bit_depth)
         recipe = json.loads(self._table.attrs["recipe"])
         recipe["sets"] += [s.to_dict() for s in sets]
         self._table.attrs["recipe"] = json.dumps(recipe)
         self.shuffle()
-        self.last_report = generated.report
+        self._record_report(generated.report)
         return generated.report
 
     def absorb(self, other: Dataset) -> None:
@@ -461,6 +543,7 @@ class Dataset:
             positions = self._positions(ids)
             table["mask_batch"].values[positions] = batch
             table["mask_slot"].values[positions] = np.arange(len(ids))
+        table = with_objects(table, self._objects, self.categories)
         table.attrs["updated"] = _now()
         self._store.save_table(table)
         self._table = table
@@ -491,12 +574,20 @@ class Dataset:
     def reload(self) -> None:
         """Discard unsaved edits and read the last saved version."""
         self._table = self._store.load_table()
+        self._objects = objects_from_table(self._table, self.categories)
+        saved = self._table.attrs.get("generation_report")
+        self.last_report = GenerationReport.from_dict(json.loads(saved)) if saved else None
         self._pending_masks = {}
         self._pending_batches = set()
         self._batches = {}
         self._dirty = False
 
     # -- helpers -----------------------------------------------------------------------------------------
+    def _record_report(self, report: GenerationReport) -> None:
+        """Keep the latest generation report with the dataset, so it can be read after reopening."""
+        self.last_report = report
+        self._table.attrs["generation_report"] = json.dumps(report.to_dict())
+
     def _category_index(self, name: str) -> int:
         names = self.categories
         if name not in names:
@@ -510,6 +601,23 @@ class Dataset:
     def _check_editable_categories(self) -> None:
         if self.module == "anomaly":
             raise AstrocyteError("anomaly datasets always use the categories Normal and Anomaly")
+
+
+def _labels(sources: list[SourceImage]) -> list[str | None]:
+    """Every category name the sources mention: image labels and object categories."""
+    return [s.category for s in sources] + [a.category for s in sources for a in s.objects]
+
+
+def _migrate_objects(objects: dict[int, list[Annotation]], name: str,
+                     migrate_to: str | None) -> dict[int, list[Annotation]]:
+    """Objects of category ``name`` move to ``migrate_to``, or are dropped when it is None."""
+    out: dict[int, list[Annotation]] = {}
+    for image_id, anns in objects.items():
+        kept = [a if a.category != name else replace(a, category=migrate_to) for a in anns
+                if a.category != name or migrate_to is not None]
+        if kept:
+            out[image_id] = kept
+    return out
 
 
 def _rows(generated: Generated, table: xr.Dataset) -> xr.Dataset:

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from astrocyte_lab.data import imageio
-from astrocyte_lab.data.correction import check_correction, correct, fit_within, majority, resize
+from astrocyte_lab.data.correction import (
+    check_correction,
+    correct,
+    correction_transform,
+    fit_within,
+    majority,
+    resize,
+)
 from astrocyte_lab.data.sources import SourceImage
-from astrocyte_lab.data.store import SHARD_ITEMS, DatasetStore
+from astrocyte_lab.data.store import SHARD_ITEMS, DatasetStore, storage_error
 from astrocyte_lab.errors import AstrocyteError, EmptySourceError, ImageReadError
 
 ProgressCallback = Callable[[int, int], None]
@@ -77,6 +84,11 @@ class GenerationReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> GenerationReport:
+        lists = ("skipped", "corrected", "excluded", "converted")
+        return cls(**{k: [tuple(row) for row in v] if k in lists else v for k, v in data.items()})
+
     def summary(self) -> str:
         lines = [f"added {self.added} images of {self.width} x {self.height} x {self.channels}"]
         for title, rows in (("skipped", self.skipped), ("excluded", self.excluded),
@@ -118,6 +130,12 @@ class Generated:
     mask_slots: list[int] = field(default_factory=list)
     mask_values: list[int] = field(default_factory=list)  # distinct raw mask values seen, sorted
     report: GenerationReport = field(default_factory=GenerationReport)
+
+    def transforms(self) -> list[tuple[float, float, float, float]]:
+        """Per image, the map from source pixel coordinates to stored pixel coordinates."""
+        size = (self.geometry.width, self.geometry.height)
+        return [correction_transform(src, size, method) for src, method in zip(self.source_sizes, self.corrections,
+                                                                                 strict=True)]
 
 
 def generate(store: DatasetStore, sources: list[SourceImage], options: GenerationOptions,
@@ -173,13 +191,13 @@ def generate(store: DatasetStore, sources: list[SourceImage], options: Generatio
                 bit_depth = max(bit_depth, imageio.significant_bits(image))
                 kept.append((source, info, method, block_start + offset))
             if writing is not None:
-                writing.result()
+                _finish(writing, store)
             writing = writer.submit(_write_block, pixels, masks, block_start, image_stack, mask_stack)
             done += len(block)
             if on_progress:
                 on_progress(done, len(plan))
         if writing is not None:
-            writing.result()
+            _finish(writing, store)
     if not kept:
         raise EmptySourceError("no image could be decoded:\n" + report.summary())
     report.added = len(kept)
@@ -285,6 +303,14 @@ def _write_block(pixels, masks, start: int, images: np.ndarray, mask_stack: np.n
     pixels[start:start + len(images)] = images
     if masks is not None and mask_stack is not None:
         masks[start:start + len(mask_stack)] = mask_stack
+
+
+def _finish(writing: Future, store: DatasetStore) -> None:
+    """Wait for a block write; a full disk or a permission error becomes a StorageError."""
+    try:
+        writing.result()
+    except OSError as exc:
+        raise storage_error(exc, store.root) from exc
 
 
 def _reason(exc: Exception, path: Path) -> str:

@@ -69,10 +69,8 @@ def _stores_16_bits(im: Image.Image) -> bool:
 def _probe_by_decoding(path: Path, cause: Exception | None) -> ImageInfo:
     try:
         image = read_image(path)
-    except ImageReadError:
-        if cause is not None:
-            raise ImageReadError(f"{path}: not a readable image ({cause})") from cause
-        raise
+    except ImageReadError as exc:
+        raise exc from cause  # the decoder's reason (empty, truncated, unreadable) is more precise than PIL's
     height, width, channels = image.shape
     return ImageInfo(width, height, channels, 16 if image.dtype == np.uint16 else 8)
 

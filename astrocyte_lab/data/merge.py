@@ -60,6 +60,9 @@ def merge_into(target: Dataset, source: Dataset) -> None:
     rows["name"] = ("image", np.array(_unique_names(
         [Path(str(s)) for s in np.asarray(rows["source"].values, dtype=object)], taken), dtype=object))
     target._table = _with_rows(table, xr.Dataset(rows.data_vars, coords=rows.coords))  # noqa: SLF001
+    for offset, old_id in enumerate(source.ids.tolist()):
+        if source._objects.get(old_id):  # noqa: SLF001 - names already agree: categories merged by name
+            target._objects[first + offset] = list(source._objects[old_id])  # noqa: SLF001
     target._dirty = True  # noqa: SLF001
 
 

@@ -6,8 +6,9 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
+from astrocyte_lab.data.annotations import Annotation, ParsedDatabase
 from astrocyte_lab.data.imageio import IMAGE_SUFFIXES
 from astrocyte_lab.errors import AstrocyteError, EmptySourceError
 
@@ -119,46 +120,94 @@ def segmentation_set(name: str, images: str | os.PathLike[str], masks: str | os.
     return NamedSet(name, [Location(images, include_subfolders)], Location(masks, include_subfolders))
 
 
+class AnnotationDatabase(Protocol):
+    """An annotation file format reader (see ``astrocyte_lab.formats``)."""
+
+    def read(self) -> ParsedDatabase: ...
+
+    def to_dict(self) -> dict: ...
+
+
+@dataclass
+class DatabaseSet:
+    """Images listed by an annotation database (VOC, COCO, KITTI, YOLO, text) with their objects."""
+
+    name: str
+    database: AnnotationDatabase
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "database": self.database.to_dict()}
+
+
+DatasetSet = NamedSet | DatabaseSet
+
+
 @dataclass(frozen=True)
 class SourceImage:
-    """One image file found for a dataset, before decoding."""
+    """One image file found for a dataset, before decoding, with what its set says about it."""
 
     path: Path
     set_name: str
     category: str | None
     mask_path: Path | None = None
+    objects: tuple[Annotation, ...] = ()
+    labelled: bool = False  # a database listed it (even with no object): it is annotated, not unlabelled
 
 
-def discover(sets: list[NamedSet]) -> tuple[list[SourceImage], list[tuple[str, str]]]:
-    """List the images of ``sets`` once each, with their categories and masks.
+def discover(sets: list[DatasetSet]) -> tuple[list[SourceImage], list[tuple[str, str]]]:
+    """List the images of ``sets`` once each, with their categories, masks and objects.
 
-    Returns the images and a list of ``(file, reason)`` for files left out (listed twice, no mask).
+    Returns the images and a list of ``(file, reason)`` for files left out (listed twice, no mask) or
+    database warnings (clipped boxes, duplicates).
     """
     if not sets:
-        raise EmptySourceError("no named set given: add at least one set with a location")
+        raise EmptySourceError("no set given: add at least one named set with a location, or a database set")
     seen: dict[Path, SourceImage] = {}
     skipped: list[tuple[str, str]] = []
-    for named in sets:
-        if not named.locations:
-            raise EmptySourceError(f"set {named.name!r}: no location added")
-        masks_by_stem = _masks_by_stem(named) if named.masks else {}
-        for location in named.locations:
-            files = location.files()
-            if not files:
-                raise EmptySourceError(f"set {named.name!r}: no image found in {location.path} "
-                                       f"(filters: types={list(location.file_types) or 'all'}, "
-                                       f"{location.name_filter} {location.pattern!r})")
-            for path in files:
-                key = path.resolve()
-                if key in seen:
-                    skipped.append((str(path), f"listed twice (kept in set {seen[key].set_name!r})"))
-                    continue
-                mask = masks_by_stem.get(path.stem) if named.masks else None
-                if named.masks and mask is None:
-                    skipped.append((str(path), f"no mask with stem {path.stem!r} in {named.masks.path}"))
-                    continue
-                seen[key] = SourceImage(key, named.name, location.category_for(path), mask)
+    for item in sets:
+        found = _database_images(item, skipped) if isinstance(item, DatabaseSet) else _named_images(item, skipped)
+        for source in found:
+            if source.path in seen:
+                first = seen[source.path]
+                if source.objects and not first.objects:  # a labelled listing wins over an unlabelled one
+                    seen[source.path] = source
+                skipped.append((str(source.path), f"listed twice (kept once, set {seen[source.path].set_name!r})"))
+                continue
+            seen[source.path] = source
     return list(seen.values()), skipped
+
+
+def _named_images(named: NamedSet, skipped: list[tuple[str, str]]) -> list[SourceImage]:
+    if not named.locations:
+        raise EmptySourceError(f"set {named.name!r}: no location added")
+    masks_by_stem = _masks_by_stem(named) if named.masks else {}
+    found = []
+    for location in named.locations:
+        files = location.files()
+        if not files:
+            raise EmptySourceError(f"set {named.name!r}: no image found in {location.path} "
+                                   f"(filters: types={list(location.file_types) or 'all'}, "
+                                   f"{location.name_filter} {location.pattern!r})")
+        for path in files:
+            mask = masks_by_stem.get(path.stem) if named.masks else None
+            if named.masks and mask is None:
+                skipped.append((str(path), f"no mask with stem {path.stem!r} in {named.masks.path}"))
+                continue
+            found.append(SourceImage(path.resolve(), named.name, location.category_for(path), mask))
+    return found
+
+
+def _database_images(item: DatabaseSet, skipped: list[tuple[str, str]]) -> list[SourceImage]:
+    parsed = item.database.read()
+    if not parsed.images:
+        raise EmptySourceError(f"database set {item.name!r}: the database lists no image")
+    skipped += [("", f"set {item.name!r}: {warning}") for warning in parsed.warnings]
+    found = []
+    for entry in parsed.images:
+        label = entry.labels[0] if len(entry.labels) == 1 else None
+        found.append(SourceImage(Path(entry.image).resolve(), item.name, label,
+                                 Path(entry.mask).resolve() if entry.mask else None, tuple(entry.objects), True))
+    return found
 
 
 def _masks_by_stem(named: NamedSet) -> dict[str, Path]:

@@ -81,7 +81,7 @@ class DatasetStore:
             _atomic_write_text(self.head_file, name + "\n")
         except OSError as exc:
             shutil.rmtree(partial, ignore_errors=True)
-            raise _storage_error(exc, self.root) from exc
+            raise storage_error(exc, self.root) from exc
         return name
 
     # -- batches ----------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ class DatasetStore:
                 path, shape=(count, *shape), chunks=(1, *shape), shards=(min(SHARD_ITEMS, max(count, 1)), *shape),
                 dtype=dtype, compressors=_COMPRESSOR, fill_value=0)
         except OSError as exc:
-            raise _storage_error(exc, self.root) from exc
+            raise storage_error(exc, self.root) from exc
         return name, array
 
     def open_batch(self, kind: str, name: str) -> zarr.Array:
@@ -165,7 +165,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
             os.close(fd)
 
 
-def _storage_error(exc: OSError, root: Path) -> StorageError:
+def storage_error(exc: OSError, root: Path) -> StorageError:
     reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
     where = exc.filename or root
     return StorageError(f"saving dataset {root.name} failed at {where}: {reason}; "

@@ -1,0 +1,116 @@
+"""Store object annotations in the dataset table, and convert between polygons and masks.
+
+In the table, objects live along an ``object`` dimension (one row per box / rotated box / polygon,
+pointing at its image id) and polygon vertices along a ``vertex`` dimension, so a version of the
+table carries its annotations and saves atomically with everything else.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import xarray as xr
+
+from astrocyte_lab.data.annotations import Annotation, Box, Polygon, RotatedBox
+
+OBJECT_VARS: tuple[str, ...] = (
+    "obj_image", "obj_category", "obj_kind", "obj_x1", "obj_y1", "obj_x2", "obj_y2", "obj_cx", "obj_cy", "obj_w",
+    "obj_h", "obj_angle", "obj_pseudo", "obj_score", "obj_vstart", "obj_vcount", "vertex_x", "vertex_y")
+_KINDS = {Box: 0, RotatedBox: 1, Polygon: 2}
+
+
+def objects_to_vars(objects: dict[int, list[Annotation]], categories: list[str]) -> dict[str, tuple]:
+    """Columns (``object`` and ``vertex`` dims) for the objects of every image, in image id order."""
+    rows: list[tuple[int, Annotation]] = [(i, a) for i in sorted(objects) for a in objects[i]]
+    n = len(rows)
+    nan = np.float32(np.nan)
+    cols = {name: np.full(n, nan, np.float32) for name in ("x1", "y1", "x2", "y2", "cx", "cy", "w", "h", "angle",
+                                                          "score")}
+    image = np.zeros(n, np.int64)
+    category = np.zeros(n, np.int16)
+    kind = np.zeros(n, np.int8)
+    pseudo = np.zeros(n, bool)
+    vstart = np.zeros(n, np.int32)
+    vcount = np.zeros(n, np.int32)
+    vx: list[float] = []
+    vy: list[float] = []
+    for row, (image_id, ann) in enumerate(rows):
+        image[row], category[row], kind[row], pseudo[row] = image_id, categories.index(ann.category), \
+            _KINDS[type(ann)], ann.pseudo
+        cols["x1"][row], cols["y1"][row], cols["x2"][row], cols["y2"][row] = ann.bounds()
+        if ann.score is not None:
+            cols["score"][row] = ann.score
+        if isinstance(ann, RotatedBox):
+            cols["cx"][row], cols["cy"][row], cols["w"][row] = ann.cx, ann.cy, ann.width
+            cols["h"][row], cols["angle"][row] = ann.height, ann.angle
+        elif isinstance(ann, Polygon):
+            vstart[row], vcount[row] = len(vx), len(ann.points)
+            vx += [p[0] for p in ann.points]
+            vy += [p[1] for p in ann.points]
+    out: dict[str, tuple] = {f"obj_{k}": ("object", v) for k, v in cols.items()}
+    out.update(obj_image=("object", image), obj_category=("object", category), obj_kind=("object", kind),
+               obj_pseudo=("object", pseudo), obj_vstart=("object", vstart), obj_vcount=("object", vcount),
+               vertex_x=("vertex", np.asarray(vx, np.float64)), vertex_y=("vertex", np.asarray(vy, np.float64)))
+    return out
+
+
+def objects_from_table(table: xr.Dataset, categories: list[str]) -> dict[int, list[Annotation]]:
+    """Rebuild per-image annotation lists from the table's object columns (empty when it has none)."""
+    if "obj_image" not in table:
+        return {}
+    v = {name: np.asarray(table[name].values) for name in OBJECT_VARS}
+    out: dict[int, list[Annotation]] = {}
+    for row in range(v["obj_image"].size):
+        name = categories[int(v["obj_category"][row])]
+        pseudo = bool(v["obj_pseudo"][row])
+        score = None if np.isnan(v["obj_score"][row]) else float(v["obj_score"][row])
+        kind = int(v["obj_kind"][row])
+        ann: Annotation
+        if kind == 0:
+            ann = Box(name, *(float(v[f"obj_{k}"][row]) for k in ("x1", "y1", "x2", "y2")), pseudo, score)
+        elif kind == 1:
+            ann = RotatedBox(name, *(float(v[f"obj_{k}"][row]) for k in ("cx", "cy", "w", "h", "angle")), pseudo,
+                             score)
+        else:
+            start, count = int(v["obj_vstart"][row]), int(v["obj_vcount"][row])
+            points = tuple(zip(v["vertex_x"][start:start + count].tolist(), v["vertex_y"][start:start + count].tolist(),
+                               strict=True))
+            ann = Polygon(name, points, pseudo, score)
+        out.setdefault(int(v["obj_image"][row]), []).append(ann)
+    return out
+
+
+def with_objects(table: xr.Dataset, objects: dict[int, list[Annotation]], categories: list[str]) -> xr.Dataset:
+    """A copy of ``table`` whose object columns hold ``objects``."""
+    table = table.drop_vars([name for name in OBJECT_VARS if name in table])
+    table = table.drop_dims([d for d in ("object", "vertex") if d in table.dims])
+    return table.assign(objects_to_vars(objects, categories))
+
+
+def polygons_from_mask(mask: np.ndarray, categories: list[str], background: int = 0,
+                       min_area: float = 1.0) -> list[Polygon]:
+    """Outer contours of each category's regions in a category-index mask (background skipped)."""
+    polygons: list[Polygon] = []
+    for index in np.unique(mask):
+        if int(index) == background or int(index) >= len(categories):
+            continue
+        binary = (mask == index).astype(np.uint8)
+        contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        for contour in contours:
+            if cv2.contourArea(contour) < min_area and len(contour) < 3:
+                continue
+            # contour points are pixel centres; shift by half a pixel into edge coordinates
+            points = tuple((float(x) + 0.5, float(y) + 0.5) for x, y in contour.reshape(-1, 2))
+            polygons.append(Polygon(categories[int(index)], points))
+    return polygons
+
+
+def mask_from_polygons(polygons: list[Polygon], size: tuple[int, int], categories: list[str],
+                       background: int = 0) -> np.ndarray:
+    """Rasterise polygons (later ones on top) into a category-index mask of ``size = (w, h)``."""
+    width, height = size
+    mask = np.full((height, width), background, np.uint8)
+    for polygon in polygons:
+        points = np.round(polygon.corners() - 0.5).astype(np.int32)
+        cv2.fillPoly(mask, [points], int(categories.index(polygon.category)))
+    return mask
