@@ -60,6 +60,8 @@ class DatasetStore:
         version = version or self.current_version()
         path = self.root / "versions" / f"{version}.zarr"
         table = xr.open_zarr(path, consolidated=False).load()
+        for variable in table.variables.values():  # e.g. an empty string column reads back as float64:
+            variable.encoding = {}  # one version's on-disk dtypes must not steer the next save
         found = int(table.attrs.get("format_version", 0))
         if found > FORMAT_VERSION:
             raise FormatVersionError(
@@ -78,9 +80,11 @@ class DatasetStore:
             table.attrs["format_version"] = FORMAT_VERSION
             table.to_zarr(partial, mode="w-", consolidated=False, zarr_format=3)
             partial.rename(versions / f"{name}.zarr")
+            partial = versions / f"{name}.zarr"  # from here on, a failure must not leave an orphan version
             _atomic_write_text(self.head_file, name + "\n")
         except OSError as exc:
-            shutil.rmtree(partial, ignore_errors=True)
+            if self.head_file.is_file() and self.head_file.read_text().strip() != name:
+                shutil.rmtree(partial, ignore_errors=True)
             raise storage_error(exc, self.root) from exc
         return name
 

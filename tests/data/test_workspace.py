@@ -1,0 +1,151 @@
+"""The workspace: dataset names, listing, opening, format versions, delete and rename."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import zarr
+
+from astrocyte_lab.data import store as store_module
+from astrocyte_lab.data.sources import Location, NamedSet
+from astrocyte_lab.data.workspace import Workspace, check_name
+from astrocyte_lab.errors import (
+    AstrocyteError,
+    DatasetNotFoundError,
+    EmptySourceError,
+    FormatVersionError,
+    InvalidNameError,
+    NameConflictError,
+)
+
+
+@pytest.fixture
+def sets(labelled_tree):
+    return [NamedSet("s", [Location(labelled_tree, use_folder_name=True)])]
+
+
+@pytest.mark.parametrize("name", ["../x", "", "a/b", ".hidden", "..", " lead", "trail ", "x" * 101, "a\\b",
+                                  "dot.", "tab\tname"])
+def test_invalid_dataset_names(ws, sets, name):
+    with pytest.raises(InvalidNameError):
+        ws.create_dataset(name, "classification", sets)
+    with pytest.raises(InvalidNameError):
+        ws.dataset(name)
+    assert sorted(p.name for p in (ws.path / "datasets").iterdir()) == []
+    assert not (ws.path / "x").exists() and not (ws.path.parent / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["a", "Line 3 - cam_2.v1", "0", "x" * 100])
+def test_valid_dataset_names(name):
+    assert check_name(name) == name
+
+
+def test_duplicate_name_conflicts_and_keeps_original(ws, sets, images, tmp_path):
+    ds = ws.create_dataset("d", "classification", sets, description="original")
+    images.folder(tmp_path / "other", 2)
+    with pytest.raises(NameConflictError, match="'d'"):
+        ws.create_dataset("d", "classification", [NamedSet("o", [Location(tmp_path / "other")])])
+    again = ws.dataset("d")
+    assert len(again) == len(ds) == 6 and again.description == "original"
+
+
+def test_unknown_module_leaves_nothing(ws, sets):
+    with pytest.raises(AstrocyteError, match="unknown module"):
+        ws.create_dataset("d", "regression", sets)
+    assert ws.dataset_names() == [] and not (ws.path / "datasets/d").exists()
+
+
+def test_list_datasets(ws, sets, images, tmp_path):
+    images.folder(tmp_path / "grey", 2, channels=1, width=20, height=10)
+    ws.create_dataset("beta", "classification", sets, description="colour parts")
+    ws.create_dataset("alpha", "anomaly", [NamedSet("g", [Location(tmp_path / "grey", category="Normal")])])
+    infos = ws.datasets()
+    assert [i.name for i in infos] == ["alpha", "beta"] == ws.dataset_names()
+    alpha, beta = infos
+    assert (alpha.module, alpha.dimensions, alpha.images, alpha.description) == ("anomaly", "20 x 10 x 1", 2, "")
+    assert (beta.module, beta.dimensions, beta.images, beta.description) == (
+        "classification", "32 x 24 x 3", 6, "colour parts")
+    assert beta.updated and beta.updated[:4].isdigit()
+    first = beta.updated
+    ds = ws.dataset("beta")
+    ds.remove(0)
+    ds.description = "fewer"
+    ds.save()
+    beta = ws.datasets()[1]
+    assert beta.images == 5 and beta.description == "fewer" and beta.updated >= first
+
+
+def test_missing_dataset(ws):
+    with pytest.raises(DatasetNotFoundError, match="no dataset 'nope'"):
+        ws.dataset("nope")
+    with pytest.raises(DatasetNotFoundError):
+        ws.delete_dataset("nope")
+
+
+def _current_version_path(ws, name):
+    root = ws.path / "datasets" / name
+    return root / "versions" / f"{(root / 'HEAD').read_text().strip()}.zarr"
+
+
+def test_newer_format_version_refuses_to_open(ws, sets):
+    ws.create_dataset("d", "classification", sets)
+    ws.create_dataset("ok", "classification", sets)
+    group = zarr.open_group(_current_version_path(ws, "d"), mode="r+")
+    group.attrs["format_version"] = 99
+    with pytest.raises(FormatVersionError, match="99"):
+        ws.dataset("d")
+    assert [i.name for i in ws.datasets()] == ["ok"]  # listed datasets skip what cannot be read
+
+
+def test_newer_format_version_written_by_patched_writer(ws, sets, monkeypatch):
+    ws.create_dataset("d", "classification", sets)
+    ds = ws.dataset("d")
+    ds.description = "from the future"
+    monkeypatch.setattr(store_module, "FORMAT_VERSION", 99)
+    ds.save()
+    monkeypatch.setattr(store_module, "FORMAT_VERSION", 1)
+    with pytest.raises(FormatVersionError):
+        ws.dataset("d")
+
+
+def test_newer_workspace_marker_refuses(tmp_path):
+    Workspace(tmp_path / "w")
+    (tmp_path / "w/workspace.json").write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(FormatVersionError):
+        Workspace(tmp_path / "w")
+
+
+def test_head_pointing_at_missing_version(ws, sets):
+    ws.create_dataset("d", "classification", sets)
+    (ws.path / "datasets/d/HEAD").write_text("v999999\n")
+    with pytest.raises(AstrocyteError, match="missing version"):
+        ws.dataset("d")
+
+
+def test_delete_and_rename(ws, sets, labelled_tree, snapshot):
+    before = snapshot(labelled_tree)
+    ws.create_dataset("a", "classification", sets)
+    ws.create_dataset("b", "classification", sets)
+    with pytest.raises(NameConflictError):
+        ws.rename_dataset("a", "b")
+    ws.rename_dataset("a", "c")
+    assert ws.dataset_names() == ["b", "c"] and len(ws.dataset("c")) == 6
+    ws.delete_dataset("b")
+    assert ws.dataset_names() == ["c"]
+    assert sorted(p.name for p in (ws.path / "datasets").iterdir()) == ["c"]
+    assert snapshot(labelled_tree) == before
+
+
+def test_workspace_home_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASTROCYTE_HOME", str(tmp_path / "home"))
+    ws = Workspace()
+    assert ws.path == tmp_path / "home" and (ws.path / "datasets").is_dir()
+
+
+def test_empty_or_missing_folder_names_it_and_leaves_nothing(ws, tmp_path):
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "empty", tmp_path / "missing"):
+        with pytest.raises(EmptySourceError, match=str(folder)):
+            ws.create_dataset("d", "classification", [NamedSet("s", [Location(folder)])])
+        assert ws.dataset_names() == [] and not (ws.path / "datasets/d").exists()
