@@ -40,3 +40,7 @@ class IncompatibleDatasetsError(AstrocyteError):
 
 class StorageError(AstrocyteError):
     """Writing to the workspace failed (disk full, permissions); the last saved version is intact."""
+
+
+class ConcurrentEditError(AstrocyteError):
+    """Another session saved the dataset since this one loaded it; saving would undo its work."""

@@ -29,7 +29,7 @@ from astrocyte_lab.data.generate import (
 from astrocyte_lab.data.objects import mask_from_polygons, objects_from_table, polygons_from_mask, with_objects
 from astrocyte_lab.data.sources import DatasetSet, SourceImage, discover
 from astrocyte_lab.data.store import DatasetStore, storage_error
-from astrocyte_lab.errors import AstrocyteError
+from astrocyte_lab.errors import AstrocyteError, ConcurrentEditError
 
 SPLITS: tuple[str, ...] = ("auto", "train", "validation")
 DEFAULT_TRAIN_RATIO = 0.8
@@ -68,6 +68,7 @@ class Dataset:
         self._pending_masks: dict[int, np.ndarray] = {}
         self._pending_batches: set[tuple[str, str]] = set()
         self._objects: dict[int, list[Annotation]] = {}
+        self._version: str | None = None  # the saved version this session's edits start from
         self._dirty = False
         self.last_report: GenerationReport | None = None
         self._batches: dict[tuple[str, str], object] = {}
@@ -104,7 +105,7 @@ class Dataset:
         dataset = cls.__new__(cls)
         dataset._store, dataset._table = store, table
         dataset._pending_masks, dataset._pending_batches, dataset._objects = {}, set(), {}
-        dataset._dirty, dataset._batches = True, {}
+        dataset._dirty, dataset._batches, dataset._version = True, {}, None
         dataset._ingest_objects(generated, first_id=0)
         dataset._record_report(generated.report)
         dataset.shuffle(train_ratio, seed)
@@ -526,8 +527,22 @@ class Dataset:
         merge_into(self, other)
 
     # -- persistence -----------------------------------------------------------------------------------
-    def save(self) -> None:
-        """Write the edits as a new version; a crash mid-way leaves the previous version intact."""
+    def save(self, force: bool = False) -> None:
+        """Write the edits as a new version; a crash mid-way leaves the previous version intact.
+
+        If another session saved this dataset after this one loaded it, saving would silently undo that
+        work, so it raises :class:`ConcurrentEditError` instead; ``force=True`` overwrites anyway.
+        """
+        with self._store.locked():
+            current = self._store.current_version() if self._store.exists() else None
+            if not force and current != self._version:
+                raise ConcurrentEditError(
+                    f"dataset {self.name!r} was saved elsewhere (version {current}) after this session loaded "
+                    f"version {self._version}: reload() to get it (your unsaved edits are dropped), or "
+                    "save(force=True) to overwrite it")
+            self._save_locked()
+
+    def _save_locked(self) -> None:
         table = self._table.copy(deep=True)
         if self._pending_masks:
             ids = sorted(self._pending_masks)
@@ -545,7 +560,7 @@ class Dataset:
             table["mask_slot"].values[positions] = np.arange(len(ids))
         table = with_objects(table, self._objects, self.categories)
         table.attrs["updated"] = _now()
-        self._store.save_table(table)
+        self._version = self._store.save_table(table)
         self._table = table
         self._pending_masks = {}
         self._pending_batches = set()
@@ -573,7 +588,8 @@ class Dataset:
 
     def reload(self) -> None:
         """Discard unsaved edits and read the last saved version."""
-        self._table = self._store.load_table()
+        self._version = self._store.current_version()
+        self._table = self._store.load_table(self._version)
         self._objects = objects_from_table(self._table, self.categories)
         saved = self._table.attrs.get("generation_report")
         self.last_report = GenerationReport.from_dict(json.loads(saved)) if saved else None

@@ -19,7 +19,13 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: saves are still atomic, only the cross-process check is skipped
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 import xarray as xr
@@ -87,6 +93,19 @@ class DatasetStore:
                 shutil.rmtree(partial, ignore_errors=True)
             raise storage_error(exc, self.root) from exc
         return name
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the dataset's save lock (across processes; released by the OS if the holder dies)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as handle:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     # -- batches ----------------------------------------------------------------------------------
     def new_batch(self, kind: str, count: int, shape: tuple[int, ...], dtype: np.dtype) -> tuple[str, zarr.Array]:

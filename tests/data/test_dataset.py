@@ -442,3 +442,23 @@ def test_remove_all_then_add_again(ws, ds, labelled_tree):
     assert len(again) == 6 and list(again.ids) == list(range(6, 12))
     assert list(again.table["ground_truth"]) == ["A"] * 3 + ["B"] * 3
     assert set(again.table["named_set"]) == {"again"}
+
+
+def test_stale_session_cannot_silently_undo_a_newer_save(ws, labelled_tree) -> None:
+    from astrocyte_lab.data.sources import Location, NamedSet
+    from astrocyte_lab.errors import ConcurrentEditError
+
+    ws.create_dataset("shared", "classification", [NamedSet("s", [Location(labelled_tree, use_folder_name=True)])])
+    first, second = ws.dataset("shared"), ws.dataset("shared")
+    first.description = "first"
+    first.save()
+    second.description = "second"
+    with pytest.raises(ConcurrentEditError, match="reload"):
+        second.save()
+    assert ws.dataset("shared").description == "first"
+    second.save(force=True)
+    assert ws.dataset("shared").description == "second"
+    first.reload()
+    first.description = "third"
+    first.save()
+    assert ws.dataset("shared").description == "third"
