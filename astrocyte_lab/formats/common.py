@@ -146,8 +146,11 @@ class ImageFinder:
         self._listings: dict[Path, dict[str, Path]] = {}
 
     def by_path(self, relative: PathLike, stem_suffix: str = "") -> tuple[Path | None, Path]:
-        """The image at ``folder/relative`` (``stem_suffix`` appended to its stem), and the path expected."""
-        expected = self.folder / relative
+        """The image at ``folder/relative`` (``stem_suffix`` appended to its stem), and the path expected.
+
+        Backslashes count as folder separators, so Windows-written databases work elsewhere too.
+        """
+        expected = self.folder / (str(relative).replace("\\", "/") if os.sep == "/" else relative)
         if stem_suffix:
             expected = expected.with_name(expected.stem + stem_suffix + expected.suffix)
         if expected.is_file():

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -208,7 +208,8 @@ def _attach(builder: DatabaseBuilder, entry: ImageAnnotations, item: Annotation 
         builder.add(entry, item, file, line)
 
 
-def _label_files(config: TextFormat, finder: ImageFinder, builder: DatabaseBuilder):
+def _label_files(config: TextFormat, finder: ImageFinder,
+                 builder: DatabaseBuilder) -> Iterator[tuple[Path, Path | None, Path, tuple[Path, int | None]]]:
     """Yield ``(label file, image or None, expected image path, (source, line))`` for per-image databases."""
     folder = require_folder(config.path, "label")
     if config.pairs is None:
@@ -232,7 +233,7 @@ def _label_files(config: TextFormat, finder: ImageFinder, builder: DatabaseBuild
         yield label_file, image, expected, (pairs, line)
 
 
-def _rows(path: Path, config: TextFormat):
+def _rows(path: Path, config: TextFormat) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line number, cells)`` for the non-blank lines after the header."""
     for line, text in enumerate(read_lines(path), start=1):
         if line > config.skip_header_lines and text.strip():
@@ -246,7 +247,7 @@ def split_line(text: str, separator: str) -> list[str]:
     delimiter = SEPARATORS[separator]
     if delimiter is None:
         return text.split()
-    return [cell.strip() for cell in next(csv.reader([text], delimiter=delimiter))]
+    return [cell.strip() for cell in next(csv.reader([text], delimiter=delimiter, skipinitialspace=True))]
 
 
 class _RowParser:

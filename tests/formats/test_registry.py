@@ -1,0 +1,58 @@
+"""The format table: every database saves to a dict and is rebuilt from it unchanged."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from astrocyte_lab.formats import (
+    DATABASE_FORMATS,
+    CocoDatabase,
+    DatabaseConfigError,
+    KittiDatabase,
+    TextDatabase,
+    TextFormat,
+    VocDatabase,
+    YoloDatabase,
+    database_from_dict,
+)
+
+
+def databases(tmp_path):
+    return [
+        VocDatabase(tmp_path / "ann", tmp_path / "img", masks=tmp_path / "masks", skip_missing_images=True),
+        CocoDatabase(tmp_path / "i.json", tmp_path / "img", use_segmentation=False, include_crowd=True),
+        KittiDatabase(tmp_path / "labels", tmp_path / "img"),
+        YoloDatabase(tmp_path / "labels", tmp_path / "img", tmp_path / "data.yaml"),
+        TextDatabase(TextFormat(tmp_path / "b.csv", tmp_path, ["image", "class", "x", "y", "width", "height"],
+                                separator="comma", box_format="xywh", class_by="index", index_file=tmp_path / "n",
+                                index_base=1, skip_header_lines=2, pairs=None, masks=tmp_path / "m")),
+    ]
+
+
+def test_table_names_every_format():
+    assert DATABASE_FORMATS == {"voc": VocDatabase, "coco": CocoDatabase, "kitti": KittiDatabase,
+                                "yolo": YoloDatabase, "text": TextDatabase}
+
+
+def test_every_database_round_trips_through_a_json_dict(tmp_path):
+    for database in databases(tmp_path):
+        saved = json.loads(json.dumps(database.to_dict()))
+        assert DATABASE_FORMATS[saved["format"]] is type(database)
+        assert database_from_dict(saved) == database
+
+
+def test_text_database_accepts_a_plain_dict_config(tmp_path):
+    text = databases(tmp_path)[-1]
+    assert TextDatabase(text.config.to_dict()) == text
+
+
+def test_unknown_or_incomplete_descriptions_are_refused(tmp_path):
+    with pytest.raises(DatabaseConfigError, match="unknown database format 'labelme'"):
+        database_from_dict({"format": "labelme"})
+    with pytest.raises(DatabaseConfigError, match="lacks 'images'"):
+        database_from_dict({"format": "voc", "annotations": "a"})
+    with pytest.raises(DatabaseConfigError, match="unknown text format option"):
+        database_from_dict({"format": "text", "config": {"path": "a", "image_folder": "b", "columns": [],
+                                                         "colour": "red"}})
