@@ -12,6 +12,10 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
+from astrocyte_lab import cli_databases
+from astrocyte_lab.cli_common import WorkspaceOption
+from astrocyte_lab.cli_common import fail as _fail
+from astrocyte_lab.cli_common import workspace_of as _workspace
 from astrocyte_lab.data.categories import MODULES
 from astrocyte_lab.data.generate import GenerationOptions
 from astrocyte_lab.data.sources import Location, NamedSet
@@ -26,22 +30,6 @@ workspace_app = typer.Typer(help="Back up and restore the whole workspace.", no_
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(samples_app, name="samples")
 app.add_typer(workspace_app, name="workspace")
-
-WorkspaceOption = Annotated[
-    Path | None,
-    typer.Option("--workspace", "-w", envvar="ASTROCYTE_HOME",
-                 help="Workspace folder (default: $ASTROCYTE_HOME or ~/astrocyte-workspace)."),
-]
-
-
-def _workspace(path: Path | None) -> Workspace:
-    return Workspace(path or default_home())
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
-
 
 @contextmanager
 def _progress(title: str) -> Iterator[Callable[[int, int], None]]:
@@ -154,10 +142,23 @@ def datasets_csv(name: str, output: Path, workspace: WorkspaceOption = None) -> 
 
 
 @datasets_app.command("export")
-def datasets_export(name: str, output: Path, workspace: WorkspaceOption = None) -> None:
-    """Export a dataset to one file (.astrods) that another workspace can import."""
+def datasets_export(
+    name: str, output: Path,
+    format: Annotated[str, typer.Option(
+        "--format", "-f", help="astrods (whole dataset, for import elsewhere), or voc / coco / yolo with "
+                               "annotations (voc to a .tar file or a folder).")] = "astrods",
+    include_pseudo: Annotated[bool, typer.Option(help="Also export pseudo labels (voc/coco/yolo).")] = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Export a dataset: one .astrods file another workspace imports, or images + annotations."""
     try:
-        path = _workspace(workspace).export_dataset(name, output)
+        ws = _workspace(workspace)
+        if format == "astrods":
+            path = ws.export_dataset(name, output)
+        else:
+            from astrocyte_lab.formats.export import export_annotated
+
+            path = export_annotated(ws.dataset(name), output, format, include_pseudo)  # type: ignore[arg-type]
     except AstrocyteError as exc:
         raise _fail(exc) from exc
     typer.echo(str(path))
@@ -209,6 +210,9 @@ def datasets_delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="
         _workspace(workspace).delete_dataset(name)
     except AstrocyteError as exc:
         raise _fail(exc) from exc
+
+
+cli_databases.register(datasets_app)
 
 
 @samples_app.command("generate")

@@ -37,7 +37,8 @@ def invoke(*args: str) -> str:
 def test_every_command_has_help() -> None:
     for group in ([], ["datasets"], ["samples"], ["workspace"]):
         assert "Usage" in invoke(*group, "--help")
-    for command in ("list", "create", "info", "csv", "export", "import", "merge", "shuffle", "delete"):
+    for command in ("list", "create", "info", "csv", "export", "import", "merge", "shuffle", "delete", "add-database",
+                    "preview-text"):
         assert "Usage" in invoke("datasets", command, "--help")
     assert "Usage" in invoke("samples", "generate", "--help")
     assert "Usage" in invoke("workspace", "backup", "--help")
@@ -88,3 +89,58 @@ def test_errors_are_clear_and_exit_nonzero(folders: Path) -> None:
     result = runner.invoke(app, ["datasets", "create", "../escape", "--module", "classification", "-l",
                                  str(folders / "src"), "--workspace", ws])
     assert result.exit_code == 1 and "invalid dataset name" in result.output
+
+
+@pytest.fixture
+def detection_folders(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "images" / f"p{i}.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        (tmp_path / "labels" / f"p{i}.txt").write_text(f"nut\t2\t3\t20\t30\nbolt\t30\t5\t60\t{40 + i}\n")
+    return tmp_path
+
+
+def test_add_database_preview_and_export_formats(detection_folders: Path) -> None:
+    root = detection_folders
+    ws = str(root / "ws")
+    text = ["--format", "text", "--annotations", str(root / "labels"), "--images", str(root / "images"),
+            "--columns", "class,x1,y1,x2,y2"]
+    shown = invoke("datasets", "preview-text", *text[2:], "--rows", "2")
+    assert "class=nut" in shown and "Box(category='nut', x1=2.0" in shown
+    out = invoke("datasets", "add-database", "parts", *text, "--workspace", ws)
+    assert "objects per category: {'nut': 3, 'bolt': 3}" in out
+    dataset = Workspace(ws).dataset("parts")
+    assert len(dataset) == 3 and dataset.categories == ["bolt", "nut"]
+    for fmt, target in (("voc", "parts.tar"), ("coco", "coco"), ("yolo", "yolo")):
+        invoke("datasets", "export", "parts", str(root / target), "--format", fmt, "--workspace", ws)
+    assert (root / "parts.tar").is_file() and (root / "coco" / "annotations.json").is_file()
+    invoke("datasets", "add-database", "from-yolo", "--format", "yolo", "--annotations", str(root / "yolo" / "labels"),
+           "--images", str(root / "yolo" / "images"), "--names", str(root / "yolo" / "classes.txt"), "--workspace", ws)
+    back = Workspace(ws).dataset("from-yolo")
+    assert [o.category for o in back.objects(0)] == [o.category for o in dataset.objects(0)]
+
+
+def test_add_database_errors_name_the_file_and_save_nothing(detection_folders: Path) -> None:
+    root = detection_folders
+    ws = str(root / "ws")
+    bad = root / "bad_labels"
+    bad.mkdir()
+    (bad / "p0.txt").write_text("nut\t2\t3\t20\t30\nnut\t2\tthree\t20\t30\n")
+    result = runner.invoke(app, ["datasets", "add-database", "parts", "--format", "text", "--annotations", str(bad),
+                                 "--images", str(root / "images"), "--columns", "class,x1,y1,x2,y2",
+                                 "--workspace", ws])
+    assert result.exit_code == 1 and "p0.txt:2" in result.output and "three" in result.output
+    assert Workspace(ws).dataset_names() == []
+    invoke("datasets", "add-database", "parts", "--format", "text", "--annotations", str(root / "labels"),
+           "--images", str(root / "images"), "--columns", "class,x1,y1,x2,y2", "--workspace", ws)
+    (root / "broken").mkdir()
+    (root / "broken" / "p0.xml").write_text("<annotation><object><name>nut</name>")
+    result = runner.invoke(app, ["datasets", "add-database", "parts", "--format", "voc", "--annotations",
+                                 str(root / "broken"), "--images", str(root / "images"), "--workspace", ws])
+    assert result.exit_code == 1 and "p0.xml" in result.output
+    assert len(Workspace(ws).dataset("parts")) == 3  # the saved dataset is untouched
+    result = runner.invoke(app, ["datasets", "add-database", "y", "--format", "yolo", "--annotations",
+                                 str(root / "labels"), "--images", str(root / "images"), "--workspace", ws])
+    assert result.exit_code == 1 and "--names" in result.output

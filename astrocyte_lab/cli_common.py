@@ -1,0 +1,26 @@
+"""Pieces every ``astrocyte-lab`` command group shares: the workspace option and error reporting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from astrocyte_lab.data.workspace import Workspace, default_home
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", envvar="ASTROCYTE_HOME",
+                 help="Workspace folder (default: $ASTROCYTE_HOME or ~/astrocyte-workspace)."),
+]
+
+
+def workspace_of(path: Path | None) -> Workspace:
+    return Workspace(path or default_home())
+
+
+def fail(exc: Exception) -> typer.Exit:
+    """Print a user error in red on stderr; the command exits with status 1."""
+    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
