@@ -126,6 +126,7 @@ def datasets_info(name: str, workspace: WorkspaceOption = None) -> None:
         "name": info.name, "module": info.module, "dimensions": info.dimensions, "images": info.images,
         "bit_depth": dataset.bit_depth, "categories": list(info.categories),
         "counts": {k or "(unlabelled)": int(v) for k, v in table["ground_truth"].value_counts().items()},
+        "objects": cli_databases.object_counts(dataset), "labelled_images": int((table["n_ground_truth"] > 0).sum()),
         "assigned": {k: int(v) for k, v in table["assigned"].value_counts().items()},
         "masks": int(table["has_mask"].sum()), "roi": dataset.roi_bbox(),
         "updated": info.updated, "description": info.description}, indent=1))

@@ -32,6 +32,15 @@ StemSuffixOption = Annotated[str, typer.Option(help="Text: suffix of image stems
 SkipMissingOption = Annotated[bool, typer.Option(help="Skip (with a warning) images the database lists but lacks.")]
 
 
+def object_counts(dataset) -> dict[str, int]:
+    """Ground-truth objects per category across the dataset."""
+    counts: dict[str, int] = {}
+    for image_id in dataset.ids.tolist():
+        for obj in dataset.objects(image_id, pseudo=False):
+            counts[obj.category] = counts.get(obj.category, 0) + 1
+    return counts
+
+
 def build_database(format: str, annotations: Path, images: Path, masks: Path | None = None,
                    names: Path | None = None, columns: str = "", separator: str = "tab", per_image: bool = True,
                    class_by: str = "name", index_file: Path | None = None, index_base: int = 0,
@@ -107,11 +116,7 @@ def register(datasets_app: typer.Typer) -> None:
         except AstrocyteError as exc:
             raise fail(exc) from exc
         typer.echo(report.summary() if report else "")
-        counts: dict[str, int] = {}
-        for image_id in dataset.ids.tolist():
-            for obj in dataset.objects(image_id):
-                counts[obj.category] = counts.get(obj.category, 0) + 1
-        typer.echo(f"{dataset!r}\nobjects per category: {counts}")
+        typer.echo(f"{dataset!r}\nobjects per category: {object_counts(dataset)}")
 
     @datasets_app.command("preview-text")
     def preview_text(
