@@ -450,6 +450,16 @@ class Dataset:
         self._pending_masks[image_id] = mask
         self._dirty = True
 
+    def set_predictions(self, selector: Selector, labels: Sequence[str | None], scores: Sequence[float]) -> None:
+        """Record a test's predicted category and score per image (labels the dataset lacks stay empty)."""
+        positions = self._positions(selector)
+        if not len(positions) == len(labels) == len(scores):
+            raise AstrocyteError("set_predictions needs one label and one score per selected image")
+        names = self.categories
+        self._table["prediction"].values[positions] = [names.index(x) if x in names else -1 for x in labels]
+        self._table["score"].values[positions] = np.asarray(scores, dtype=np.float32)
+        self._dirty = True
+
     # -- ROI -------------------------------------------------------------------------------------------
     def set_roi(self, masked: np.ndarray, invert: bool = False) -> None:
         """Set the static ROI: ``masked`` is True on pixels to ignore; ``invert`` flips the meaning."""

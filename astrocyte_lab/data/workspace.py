@@ -13,6 +13,7 @@ from pathlib import Path
 from astrocyte_lab.data import archive
 from astrocyte_lab.data.dataset import DEFAULT_TRAIN_RATIO, Dataset, DatasetInfo
 from astrocyte_lab.data.generate import GenerationOptions, ProgressCallback
+from astrocyte_lab.data.models import ModelInfo, ModelStore
 from astrocyte_lab.data.sources import NamedSet
 from astrocyte_lab.data.store import FORMAT_VERSION, DatasetStore
 from astrocyte_lab.errors import (
@@ -143,6 +144,29 @@ class Workspace:
             dataset.absorb(self.dataset(name))
         dataset.save()
         return dataset
+
+    # -- trained models -------------------------------------------------------------------------------
+    @property
+    def model_store(self) -> ModelStore:
+        return ModelStore(self.path / "models")
+
+    def models(self) -> list[ModelInfo]:
+        """Name, module, input size, categories, creation time, training duration and metrics of each model."""
+        store = self.model_store
+        return [store.info(name) for name in store.names()]
+
+    def delete_model(self, name: str) -> None:
+        self.model_store.delete(name)
+
+    def rename_model(self, old: str, new: str) -> None:
+        self.model_store.rename(old, new)
+
+    def export_model(self, name: str, file: str | os.PathLike[str]) -> Path:
+        """The trained model (weights and record) as one ``.astrotrained`` file for another workspace."""
+        return self.model_store.export(name, Path(file))
+
+    def import_model(self, file: str | os.PathLike[str], name: str | None = None) -> str:
+        return self.model_store.import_(Path(file), name)
 
     # -- backup -----------------------------------------------------------------------------------------
     def backup(self, file: str | os.PathLike[str]) -> Path:

@@ -1,0 +1,177 @@
+"""``astrocyte-lab train / test / export / predict / models / quickstart``: the model life cycle from a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from astrocyte_lab.cli_common import WorkspaceOption, fail, workspace_of
+from astrocyte_lab.errors import AstrocyteError
+
+models_app = typer.Typer(help="List, rename, delete, export and import trained models.", no_args_is_help=True)
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected WIDTHxHEIGHT such as 224x224, got {text!r}") from exc
+    return width, height
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
+
+    @app.command("train")
+    def train(
+        dataset: Annotated[str, typer.Argument(help="Classification dataset to train on.")],
+        model: Annotated[str, typer.Argument(help="Name of the new trained model.")],
+        architecture: Annotated[str, typer.Option(help="tf_efficientnet_lite0, resnet18/50/101, squeezenet1_1.")]
+        = "tf_efficientnet_lite0",
+        epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
+        batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 16,
+        learning_rate: Annotated[float, typer.Option(help="Between 1e-8 and 1.")] = 1e-3,
+        region_size: Annotated[str | None, typer.Option(help="Network input WxH (default: dataset size).")] = None,
+        early_stopping: Annotated[bool, typer.Option(help="Stop when validation loss stops improving.")] = False,
+        continual: Annotated[bool, typer.Option(help="Keep class prototypes for learning at run time.")] = False,
+        fast_training: Annotated[bool, typer.Option(help="Train the last layer only.")] = False,
+        pretrained: Annotated[bool, typer.Option(help="Start from pretrained weights when available.")] = True,
+        seed: Annotated[int, typer.Option(help="-1: random (recorded).")] = -1,
+        device: Annotated[str, typer.Option(help="auto, cpu or cuda:N.")] = "auto",
+        description: Annotated[str, typer.Option(help="Free text kept with the model.")] = "",
+        workspace: WorkspaceOption = None,
+    ) -> None:
+        """Train a classifier on a dataset and store it in the workspace."""
+        from astrocyte_lab.modules.classification.config import ClassificationConfig
+        from astrocyte_lab.modules.classification.trainer import train_job
+        from astrocyte_lab.training.progress import follow
+
+        try:
+            config = ClassificationConfig(architecture=architecture, epochs=epochs, batch_size=batch_size,
+                                          learning_rate=learning_rate, region_size=_size(region_size),
+                                          early_stopping=early_stopping, continual=continual,
+                                          fast_training=fast_training, pretrained=pretrained, seed=seed,
+                                          device=device)
+            job = train_job(workspace_of(workspace), dataset, model, config, description)
+            follow(job)
+            job.result()
+        except (AstrocyteError, ValueError) as exc:
+            raise fail(exc) from exc
+        info = workspace_of(workspace).model_store.info(model)
+        typer.echo(json.dumps({"model": info.name, "metrics": info.performance, "duration_s": info.duration_s}))
+
+    @app.command("test")
+    def test(model: str, dataset: str,
+             subset: Annotated[str, typer.Option(help="train, validation or all.")] = "validation",
+             batch_size: Annotated[int, typer.Option()] = 32, workspace: WorkspaceOption = None) -> None:
+        """Test a model on a dataset; predictions are stored in the dataset's prediction column."""
+        from astrocyte_lab.evaluation.classification import evaluate_classifier
+
+        try:
+            report = evaluate_classifier(workspace_of(workspace), model, dataset, subset, batch_size)  # type: ignore
+        except AstrocyteError as exc:
+            raise fail(exc) from exc
+        typer.echo(report.confusion_frame().to_string())
+        for name, metrics in report.classes.items():
+            typer.echo(f"{name:20} precision {metrics.precision:.3f} recall {metrics.recall:.3f} "
+                       f"f1 {metrics.f1:.3f} ({metrics.support} images)")
+        typer.echo(json.dumps({"accuracy": report.accuracy, "macro_f1": report.macro_f1}))
+
+    @app.command("export")
+    def export(model: str, output: Path, workspace: WorkspaceOption = None) -> None:
+        """Export a trained model as a deployable .astromodel package (runs without PyTorch)."""
+        from astrocyte_lab.modules.classification.export import export_package
+
+        try:
+            path = export_package(workspace_of(workspace), model, output)
+        except AstrocyteError as exc:
+            raise fail(exc) from exc
+        typer.echo(str(path))
+
+    @app.command("predict")
+    def predict(package: Path, images: Annotated[list[Path], typer.Argument(help="Image files.")]) -> None:
+        """Run a package on images: prints label, score and milliseconds per image."""
+        from astrocyte_lab.runtime import load_package
+
+        try:
+            predictor = load_package(package)
+            for image in images:
+                result = predictor.predict(image)
+                typer.echo(f"{image}\t{result.label}\t{result.score:.4f}\t{result.ms:.1f} ms")
+        except AstrocyteError as exc:
+            raise fail(exc) from exc
+
+    @app.command("quickstart")
+    def quickstart(
+        module: Annotated[str, typer.Argument(help="classification or continual.")],
+        workspace: WorkspaceOption = None,
+        fast: Annotated[bool, typer.Option(help="Fewer epochs (CI, first look).")] = False,
+    ) -> None:
+        """Run a module's quick start end to end; the last line printed is a JSON summary."""
+        from astrocyte_lab.quickstart import QUICKSTARTS
+
+        if module not in QUICKSTARTS:
+            raise fail(AstrocyteError(f"no quick start {module!r}; choose from {sorted(QUICKSTARTS)}"))
+        try:
+            summary = QUICKSTARTS[module](workspace_of(workspace).path, fast=fast,
+                                         log=lambda text: print(text, file=sys.stderr))
+        except AstrocyteError as exc:
+            raise fail(exc) from exc
+        typer.echo(json.dumps(summary))
+
+
+@models_app.command("list")
+def models_list(workspace: WorkspaceOption = None) -> None:
+    """Trained models with module, input size, categories, creation time, duration and metrics."""
+    for info in workspace_of(workspace).models():
+        typer.echo(f"{info.name:28} {info.module:15} {info.architecture:22} {info.width}x{info.height}x{info.channels} "
+                   f"{info.created}  {info.duration_s:7.1f} s  {json.dumps(info.performance)}")
+
+
+@models_app.command("info")
+def models_info(name: str, workspace: WorkspaceOption = None) -> None:
+    """Details of a model: hyper parameters, augmentations, categories, metrics, history."""
+    try:
+        typer.echo(json.dumps(workspace_of(workspace).model_store.record(name), indent=1))
+    except AstrocyteError as exc:
+        raise fail(exc) from exc
+
+
+@models_app.command("rename")
+def models_rename(old: str, new: str, workspace: WorkspaceOption = None) -> None:
+    try:
+        workspace_of(workspace).rename_model(old, new)
+    except AstrocyteError as exc:
+        raise fail(exc) from exc
+
+
+@models_app.command("delete")
+def models_delete(name: str, workspace: WorkspaceOption = None) -> None:
+    try:
+        workspace_of(workspace).delete_model(name)
+    except AstrocyteError as exc:
+        raise fail(exc) from exc
+
+
+@models_app.command("export")
+def models_export(name: str, output: Path, workspace: WorkspaceOption = None) -> None:
+    """Export the trained model (for another workspace; not the deployable package)."""
+    try:
+        typer.echo(str(workspace_of(workspace).export_model(name, output)))
+    except AstrocyteError as exc:
+        raise fail(exc) from exc
+
+
+@models_app.command("import")
+def models_import(file: Path, name: Annotated[str | None, typer.Option()] = None,
+                  workspace: WorkspaceOption = None) -> None:
+    try:
+        typer.echo(workspace_of(workspace).import_model(file, name))
+    except AstrocyteError as exc:
+        raise fail(exc) from exc

@@ -1,0 +1,1 @@
+"""Testing trained models: metrics, predictions written back to datasets, heatmaps."""

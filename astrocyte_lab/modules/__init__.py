@@ -1,0 +1,1 @@
+"""Module implementations: anomaly, classification, detection, segmentation."""

@@ -1,0 +1,1 @@
+"""Image classification: regular and continual learning."""

@@ -1,0 +1,272 @@
+"""Turn an image into the network input described by a package's ``input`` and ``roi`` metadata (numpy only).
+
+Training and deployment both call :func:`preprocess`, so a model sees exactly the same pixels in both places.
+For an image ``(H, W)`` or ``(H, W, C)`` the steps are:
+
+1. **crop** to ``roi["crop"] = [x, y, w, h]`` (pixels, from the image's top-left corner). A box that does
+   not lie wholly inside the image raises :class:`PreprocessError` (no silent padding: a camera with another
+   resolution or a shifted ROI is a set-up mistake worth hearing about).
+2. **scale** to float32 in [0, 1]: uint8 / 255, uint16 / (2**bit_depth - 1), both clipped to [0, 1]; float
+   input is taken as already scaled and used as is.
+3. **channels** to ``input["channels"]``: grey becomes colour by repeating the plane; colour becomes grey by
+   ITU-R BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (RGB order). A fourth (alpha) channel, or the second
+   channel of grey + alpha, is dropped.
+4. **resize** to ``(input["width"], input["height"])`` with bilinear interpolation identical to OpenCV's
+   ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on float32 data: half-pixel centres, edge pixels
+   repeated, no antialiasing. Skipped when the size already matches.
+5. **normalise** each channel: ``(x - mean) / std``.
+6. **mask**: the ROI mask (8-bit, the size of the crop box, or of the image without a crop; values >= 128
+   mean "used") is resized to the input size by nearest neighbour with half-pixel centres (as PIL's
+   ``NEAREST`` and ``cv2.INTER_NEAREST_EXACT``); ignored pixels are set to 0 after normalisation, i.e. to
+   the mean colour.
+
+Steps 1-3 are per-pixel operations, so their order does not change the result; cropping first only saves
+work. The result is a C-contiguous ``(C, height, width)`` float32 array.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from astrocyte_lab.runtime.errors import PreprocessError
+
+LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)  # ITU-R BT.601, RGB order
+MASK_THRESHOLD = 128  # ROI mask values at or above this mean "pixel used"
+
+
+def preprocess(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mapping[str, Any] | None = None,
+               roi_mask: np.ndarray | None = None) -> np.ndarray:
+    """Return the ``(C, H, W)`` float32 network input for ``image`` (see the module docstring for the steps).
+
+    ``meta_input`` is the package's ``input`` section, ``roi`` its ``roi`` section (only ``crop`` is read)
+    and ``roi_mask`` the decoded ROI mask, or None.
+    """
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise PreprocessError(f"expected an image of shape (H, W) or (H, W, C), got shape {np.shape(image)}")
+    crop = (roi or {}).get("crop")
+    if crop is not None:
+        array = crop_image(array, crop)
+    array = to_unit_range(array, int(meta_input.get("bit_depth", 8)))
+    channels = int(meta_input["channels"])
+    array = convert_channels(array, channels)
+    width, height = int(meta_input["width"]), int(meta_input["height"])
+    array = resize_bilinear(array, width, height)
+    mean = _per_channel(meta_input.get("mean", [0.0] * channels), channels, "mean")
+    std = _per_channel(meta_input.get("std", [1.0] * channels), channels, "std")
+    if np.any(std == 0):
+        raise PreprocessError("input std must not contain 0")
+    out = (array.transpose(2, 0, 1) - mean[:, None, None]) / std[:, None, None]
+    if roi_mask is not None:
+        used = _mask_used(roi_mask, expected=_mask_shape(image, crop), width=width, height=height)
+        out = out * used[None, :, :]
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _mask_shape(image: np.ndarray, crop: Sequence[int] | None) -> tuple[int, int]:
+    """``(height, width)`` the ROI mask must have: the crop box's size, or the image's without a crop."""
+    if crop is not None:
+        return int(crop[3]), int(crop[2])
+    shape = np.shape(image)
+    return int(shape[0]), int(shape[1])
+
+
+def crop_image(image: np.ndarray, crop: Sequence[int]) -> np.ndarray:
+    """Cut ``[x, y, w, h]`` out of an ``(H, W, C)`` array; raise if the box is not wholly inside the image."""
+    if len(crop) != 4:
+        raise PreprocessError(f"ROI crop must be [x, y, w, h], got {list(crop)}")
+    x, y, w, h = (int(v) for v in crop)
+    height, width = image.shape[:2]
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+        raise PreprocessError(f"ROI crop [x={x}, y={y}, w={w}, h={h}] does not fit inside the {width}x{height} "
+                              "image (the package expects images at least as large as the crop box)")
+    return image[y:y + h, x:x + w]
+
+
+def to_unit_range(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """Scale uint8 / uint16 pixels to float32 in [0, 1]; float input is returned as float32 unchanged."""
+    if image.dtype == np.uint8:
+        return np.minimum(image.astype(np.float32) / np.float32(255.0), np.float32(1.0))
+    if image.dtype == np.uint16:
+        if not 1 <= bit_depth <= 16:
+            raise PreprocessError(f"bit_depth must be between 1 and 16, got {bit_depth}")
+        top = np.float32(2 ** bit_depth - 1)
+        return np.minimum(image.astype(np.float32) / top, np.float32(1.0))
+    if np.issubdtype(image.dtype, np.floating):
+        return image.astype(np.float32, copy=False)
+    raise PreprocessError(f"unsupported pixel type {image.dtype}: expected uint8, uint16 or float in [0, 1]")
+
+
+def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Bring an ``(H, W, C)`` float array to ``channels`` planes (repeat grey, BT.601 luma, drop alpha)."""
+    have = image.shape[2]
+    if have == 2:  # grey + alpha
+        image, have = image[:, :, :1], 1
+    elif have == 4:  # RGBA
+        image, have = image[:, :, :3], 3
+    if have == channels:
+        return image
+    if have == 1:
+        return np.repeat(image, channels, axis=2)
+    if have == 3 and channels == 1:
+        r, g, b = (np.float32(w) for w in LUMA_WEIGHTS)
+        return (image[:, :, 0:1] * r + image[:, :, 1:2] * g + image[:, :, 2:3] * b).astype(np.float32)
+    raise PreprocessError(f"cannot convert an image with {have} channels to {channels} channels")
+
+
+def _linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights along one axis, following OpenCV's INTER_LINEAR arithmetic.
+
+    Positions are computed in float64 (as the OpenCV 5 wheels do; rounding them to float32 would move the
+    weights by up to ~1e-4 on large images), the weights are then used in float32.
+    """
+    scale = 1.0 / (dst / src)  # OpenCV inverts the (double) dst/src ratio
+    pos = (np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5
+    first = np.floor(pos).astype(np.intp)
+    frac = pos - first
+    outside = (first < 0) | (first >= src - 1)  # beyond the first/last centre: repeat the edge pixel
+    first = np.clip(first, 0, src - 1)
+    frac[outside] = 0.0
+    second = np.minimum(first + 1, src - 1)
+    frac32 = frac.astype(np.float32)
+    return first, second, (np.float32(1.0) - frac32).astype(np.float32), frac32
+
+
+def resize_bilinear(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize an ``(H, W, C)`` float32 array like ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)``."""
+    image = np.asarray(image, dtype=np.float32)
+    src_h, src_w = image.shape[:2]
+    if width <= 0 or height <= 0:
+        raise PreprocessError(f"target size must be positive, got {width}x{height}")
+    if (src_w, src_h) == (width, height):
+        return image
+    y0, y1, wy0, wy1 = _linear_taps(src_h, height)
+    x0, x1, wx0, wx1 = _linear_taps(src_w, width)
+    # horizontal pass on the (at most 2 * height) source rows needed, then the vertical blend, as OpenCV does
+    rows = np.unique(np.concatenate([y0, y1]))
+    lookup = np.zeros(src_h, dtype=np.intp)
+    lookup[rows] = np.arange(rows.size)
+    picked = image[rows]
+    horizontal = picked[:, x0] * wx0[None, :, None] + picked[:, x1] * wx1[None, :, None]
+    top, bottom = horizontal[lookup[y0]], horizontal[lookup[y1]]
+    return (top * wy0[:, None, None] + bottom * wy1[:, None, None]).astype(np.float32)
+
+
+def nearest_indices(src: int, dst: int) -> np.ndarray:
+    """Source index of each destination pixel for nearest-neighbour resizing with half-pixel centres."""
+    # floor((i + 0.5) * src / dst) in exact integer arithmetic, so ties fall like PIL's and OpenCV's
+    pos = ((2 * np.arange(dst, dtype=np.int64) + 1) * src) // (2 * dst)
+    return np.clip(pos, 0, src - 1).astype(np.intp)
+
+
+def resize_nearest(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize a 2-D array to ``(height, width)`` by nearest neighbour (half-pixel centres)."""
+    src_h, src_w = mask.shape[:2]
+    if (src_w, src_h) == (width, height):
+        return mask
+    return mask[nearest_indices(src_h, height)[:, None], nearest_indices(src_w, width)[None, :]]
+
+
+def _mask_used(mask: np.ndarray, expected: tuple[int, int], width: int, height: int) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if mask.ndim != 2:
+        raise PreprocessError(f"the ROI mask must be a 2-D array, got shape {mask.shape}")
+    if mask.shape != expected:
+        raise PreprocessError(f"the ROI mask is {mask.shape[1]}x{mask.shape[0]} but the crop box (or image) is "
+                              f"{expected[1]}x{expected[0]}")
+    if mask.dtype == bool:
+        used = mask
+    elif np.issubdtype(mask.dtype, np.floating):
+        used = mask >= 0.5
+    else:
+        used = mask >= MASK_THRESHOLD
+    return resize_nearest(used, width, height).astype(np.float32)
+
+
+def _per_channel(values: Any, channels: int, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float32).reshape(-1)
+    if array.size == 1:
+        array = np.repeat(array, channels)
+    if array.size != channels:
+        raise PreprocessError(f"input {name} has {array.size} values but the model takes {channels} channels")
+    return array
+
+
+# --------------------------------------------------------------------------------------------------- files
+
+def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode an image file with Pillow into ``(H, W, C)``: uint8 or uint16, grey (C=1) or RGB (C=3).
+
+    Matches the training side's reader: 8- and 16-bit grey keep their raw values; palette, RGBA, CMYK and
+    other colour modes become RGB (alpha dropped); 1-bit becomes 0/255; 32-bit integer images are clipped to
+    the uint16 range; float images become uint16 (values scaled to fill 0..65535 when above 1). EXIF
+    orientation is ignored (the pixels are used as stored). Pillow decodes 16-bit *colour* PNG/TIFF at
+    8-bit precision only: such files come back as uint16 ``high_byte * 257`` with a warning; pass a numpy
+    array from your own decoder for full precision.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            deep = _colour_16_bit(im)  # the decoder tile list is gone after load()
+            im.load()
+            return image_from_pil(im, source=str(path), colour_16_bit=deep)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise PreprocessError(f"{path}: cannot decode image ({exc})") from exc
+
+
+def image_from_pil(im: Any, source: str = "image", colour_16_bit: bool | None = None) -> np.ndarray:
+    """Convert a ``PIL.Image.Image`` to ``(H, W, C)`` as :func:`load_image` describes.
+
+    ``colour_16_bit`` says the file held 16-bit colour (None: look at the image's decoder tiles, which
+    Pillow keeps only until the pixels are loaded).
+    """
+    mode = im.mode
+    if mode.startswith("I;16"):
+        array = np.asarray(im).astype(np.uint16)
+    elif mode == "I":
+        array = np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
+    elif mode == "F":
+        array = _float_to_uint16(np.asarray(im))
+    elif mode in ("1", "L", "LA", "La"):
+        array = np.asarray(im.convert("L"))
+    else:
+        deep = _colour_16_bit(im) if colour_16_bit is None else colour_16_bit
+        array = np.asarray(im.convert("RGB"))
+        if deep:
+            warnings.warn(f"{source}: Pillow reads 16-bit colour images at 8-bit precision; pass a numpy "
+                          "array for full precision", stacklevel=2)
+            array = array.astype(np.uint16) * np.uint16(257)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return np.ascontiguousarray(array)
+
+
+def _colour_16_bit(im: Any) -> bool:
+    """True for 16-bit colour files, which Pillow opens as 8-bit "RGB" (raw modes such as "RGB;16B")."""
+    try:
+        args = im.tile[0].args
+    except (AttributeError, IndexError, TypeError):
+        return False
+    raw = args if isinstance(args, str) else (args[0] if args else "")
+    return isinstance(raw, str) and ";16" in raw
+
+
+def _float_to_uint16(image: np.ndarray) -> np.ndarray:
+    finite = np.nan_to_num(image.astype(np.float64))
+    top = float(finite.max()) if finite.size else 1.0
+    scale = 65535.0 if top <= 1.0 else 65535.0 / top
+    return np.clip(finite * scale, 0, 65535).astype(np.uint16)

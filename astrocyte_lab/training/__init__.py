@@ -1,0 +1,1 @@
+"""Training engine shared by all modules: jobs, devices, configs, augmentation, the fit loop."""
