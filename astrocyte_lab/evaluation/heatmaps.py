@@ -85,10 +85,8 @@ class HeatmapExplainer:
             self._attribution = GuidedGradCam(self.model, self.layer)
 
     def __call__(self, image: torch.Tensor, target: int | list[int] | torch.Tensor) -> np.ndarray:
-        """Heatmap of ``image`` for class ``target``.
-
-        ``(C, H, W)`` or ``(1, C, H, W)`` gives ``(H, W)``; a batch ``(N, C, H, W)`` with N targets gives
-        ``(N, H, W)``. float32 in [0, 1].
+        """Heatmaps, float32 in [0, 1]: ``(C, H, W)`` and one target give ``(H, W)``; ``(N, C, H, W)`` with
+        one target for all or N targets gives ``(N, H, W)``.
         """
         if not isinstance(image, torch.Tensor):
             raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")

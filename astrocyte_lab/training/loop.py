@@ -49,10 +49,12 @@ def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> tor
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
     """``(scheduler, per_batch)``: one-cycle and cyclic step every batch, exponential every epoch."""
+    total = config.epochs * steps_per_epoch
     if config.scheduler == "one_cycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate,
-                                                   total_steps=max(1, config.epochs * steps_per_epoch),
-                                                   pct_start=0.2), True
+        if total < 4:  # too short to warm up and anneal: keep the learning rate constant
+            return None, False
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=total,
+                                                   pct_start=min(0.5, max(0.2, 2.0 / total))), True
     if config.scheduler == "cyclic":
         return torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=config.learning_rate / 10,
                                                  max_lr=config.learning_rate,

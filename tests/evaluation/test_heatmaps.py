@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -21,9 +24,15 @@ def tiny_cnn(channels: int = 3, classes: int = 3) -> nn.Module:
     )
 
 
-def resnet() -> nn.Module:
+@functools.cache
+def _resnet() -> nn.Module:
     torch.manual_seed(0)
     return torchvision.models.resnet18(weights=None, num_classes=3)
+
+
+def resnet() -> nn.Module:
+    """A fresh copy of one random-weight ResNet-18 (building one costs more than copying it)."""
+    return copy.deepcopy(_resnet())
 
 
 def image(channels: int = 3, size: int = 32) -> torch.Tensor:
@@ -90,19 +99,28 @@ def test_caller_model_left_untouched(method, train_mode):
 
 def test_input_tensor_untouched():
     x = image()
-    copy = x.clone()
+    original = x.clone()
     heatmap(tiny_cnn(), x, 0, "guided_backprop")
-    assert torch.equal(x, copy) and not x.requires_grad and x.grad is None
+    assert torch.equal(x, original) and not x.requires_grad and x.grad is None
 
 
 def test_last_conv_layer_and_explicit_layer():
     model = resnet()
     assert last_conv_layer(model) is model.layer4[1].conv2
-    check_map(heatmap(model, image(3, 64), 1, "gradcam", layer=model.layer3), (64, 64))
+    by_block = heatmap(model, image(3, 64), 2, "gradcam", layer=model.layer3)
+    check_map(by_block, (64, 64))
+    assert not np.allclose(by_block, heatmap(model, image(3, 64), 2, "gradcam"))
     with pytest.raises(ValueError, match="not a module of the model"):
         heatmap(model, image(3, 64), 1, "gradcam", layer=nn.Conv2d(3, 3, 1))
     with pytest.raises(ValueError, match="no Conv2d"):
         heatmap(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), torch.rand(3, 2, 2), 0, "gradcam")
+
+
+def test_gradcam_without_positive_evidence_is_all_zero():
+    # random weights: for this class and layer every Grad-CAM weight sum is negative, and ReLU leaves nothing
+    model = resnet()
+    heat = heatmap(model, image(3, 64), 1, "gradcam", layer=model.layer3)
+    assert heat.shape == (64, 64) and heat.dtype == np.float32 and not heat.any()
 
 
 def test_saliency_works_without_convolutions():

@@ -37,7 +37,21 @@ def similarities(embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
 
 
 def undefined_threshold(sims: np.ndarray, labels: np.ndarray, margin: float) -> float:
-    """Similarity below which an image belongs to no known class: a low percentile of the similarities of
-    training images to their own class, less a margin."""
-    own = sims[np.arange(len(labels)), labels]
-    return float(max(0.0, np.percentile(own, 5) - margin)) if own.size else 0.5
+    """Similarity below which an image belongs to no known class.
+
+    "Far from every class" is calibrated on the known classes themselves: an image less similar to its
+    nearest prototype than training images usually are to a *different* known class (5th percentile) is
+    Undefined. That leaves room for classes learned later from a few samples, whose prototypes are rougher
+    than those of the trained classes. The value never exceeds the own-class 5th percentile less ``margin``;
+    with one class only, that rule alone applies.
+    """
+    if not sims.size:
+        return 0.5
+    rows = np.arange(len(labels))
+    own = sims[rows, labels]
+    ceiling = float(max(0.0, np.percentile(own, 5) - margin))
+    if sims.shape[1] < 2:
+        return ceiling
+    others = sims.copy()
+    others[rows, labels] = -np.inf
+    return float(max(0.0, min(ceiling, np.percentile(others.max(axis=1), 5))))

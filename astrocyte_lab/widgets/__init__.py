@@ -1,0 +1,1 @@
+"""Notebook user interface: the App and its panels (ipywidgets, ipycanvas, bqplot) over the engine."""
