@@ -32,8 +32,9 @@ def register(app: typer.Typer) -> None:
     def train(
         dataset: Annotated[str, typer.Argument(help="Classification dataset to train on.")],
         model: Annotated[str, typer.Argument(help="Name of the new trained model.")],
-        architecture: Annotated[str, typer.Option(help="tf_efficientnet_lite0, resnet18/50/101, squeezenet1_1.")]
-        = "tf_efficientnet_lite0",
+        architecture: Annotated[str | None, typer.Option(
+            help="Classification: tf_efficientnet_lite0 (default), resnet18/50/101, squeezenet1_1. Segmentation: "
+                 "manet_lite0 (default), deeplabv3_resnet50/101, unet_resnet18/50.")] = None,
         epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
         batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 16,
         learning_rate: Annotated[float, typer.Option(help="Between 1e-8 and 1.")] = 1e-3,
@@ -47,18 +48,22 @@ def register(app: typer.Typer) -> None:
         description: Annotated[str, typer.Option(help="Free text kept with the model.")] = "",
         workspace: WorkspaceOption = None,
     ) -> None:
-        """Train a classifier on a dataset and store it in the workspace."""
-        from astrocyte_lab.modules.classification.config import ClassificationConfig
-        from astrocyte_lab.modules.classification.trainer import train_job
+        """Train a model on a dataset (the dataset's module picks the trainer) and store it in the workspace."""
+        from astrocyte_lab.modules.registry import entry
         from astrocyte_lab.training.progress import follow
 
         try:
-            config = ClassificationConfig(architecture=architecture, epochs=epochs, batch_size=batch_size,
-                                          learning_rate=learning_rate, region_size=_size(region_size),
-                                          early_stopping=early_stopping, continual=continual,
-                                          fast_training=fast_training, pretrained=pretrained, seed=seed,
-                                          device=device)
-            job = train_job(workspace_of(workspace), dataset, model, config, description)
+            ws = workspace_of(workspace)
+            module = ws.dataset(dataset).module
+            options = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                           region_size=_size(region_size), early_stopping=early_stopping,
+                           fast_training=fast_training, pretrained=pretrained, seed=seed, device=device)
+            if architecture:
+                options["architecture"] = architecture
+            if continual:
+                options["continual"] = True
+            config = entry(module).load("config")(**options)
+            job = entry(module).load("train_job")(ws, dataset, model, config, description)
             follow(job)
             job.result()
         except (AstrocyteError, ValueError) as exc:
@@ -70,13 +75,25 @@ def register(app: typer.Typer) -> None:
     def test(model: str, dataset: str,
              subset: Annotated[str, typer.Option(help="train, validation or all.")] = "validation",
              batch_size: Annotated[int, typer.Option()] = 32, workspace: WorkspaceOption = None) -> None:
-        """Test a model on a dataset; predictions are stored in the dataset's prediction column."""
-        from astrocyte_lab.evaluation.classification import evaluate_classifier
+        """Test a model on a dataset: classification stores predictions in the dataset; segmentation reports IoU."""
+        from astrocyte_lab.modules.registry import entry
 
         try:
-            report = evaluate_classifier(workspace_of(workspace), model, dataset, subset, batch_size)  # type: ignore
+            ws = workspace_of(workspace)
+            module = ws.model_store.record(model)["module"]
+            evaluate = entry(module).load("evaluate")
+            if module == "segmentation":
+                report = evaluate(ws, model, dataset, subset, keep_masks=False)  # type: ignore[arg-type]
+            else:
+                report = evaluate(ws, model, dataset, subset, batch_size)  # type: ignore[arg-type]
         except AstrocyteError as exc:
             raise fail(exc) from exc
+        if module == "segmentation":
+            for name, iou in report.iou.items():
+                typer.echo(f"{name:20} IoU {iou:.3f}" if iou >= 0 else f"{name:20} IoU -1 (absent)")
+            typer.echo(json.dumps({"mean_iou": report.mean_iou, "mean_iou_defects": report.mean_iou_defects,
+                                   "accuracy": report.accuracy}))
+            return
         typer.echo(report.confusion_frame().to_string())
         for name, metrics in report.classes.items():
             typer.echo(f"{name:20} precision {metrics.precision:.3f} recall {metrics.recall:.3f} "
@@ -86,10 +103,11 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(model: str, output: Path, workspace: WorkspaceOption = None) -> None:
         """Export a trained model as a deployable .astromodel package (runs without PyTorch)."""
-        from astrocyte_lab.modules.classification.export import export_package
+        from astrocyte_lab.modules.registry import entry
 
         try:
-            path = export_package(workspace_of(workspace), model, output)
+            ws = workspace_of(workspace)
+            path = entry(ws.model_store.record(model)["module"]).load("export")(ws, model, output)
         except AstrocyteError as exc:
             raise fail(exc) from exc
         typer.echo(str(path))

@@ -1,0 +1,135 @@
+"""Test a segmentation model: IoU per category, mean IoU, pixel accuracy, and per-image predicted masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from astrocyte_lab.data.workspace import Workspace
+from astrocyte_lab.errors import AstrocyteError
+from astrocyte_lab.modules.segmentation import postprocess
+from astrocyte_lab.modules.segmentation.model import SegmentationNet
+from astrocyte_lab.modules.segmentation.trainer import load_network
+from astrocyte_lab.runtime import tiling
+from astrocyte_lab.runtime.preprocess import convert_channels, crop_image, resize_bilinear, to_unit_range
+from astrocyte_lab.training.data import InputSpec
+from astrocyte_lab.training.devices import resolve_device
+from astrocyte_lab.training.loop import OutOfMemory
+
+Subset = Literal["train", "validation", "all"]
+TILE_BATCH = 8
+
+
+@dataclass
+class SegmentationReport:
+    model: str
+    dataset: str
+    categories: list[str]
+    iou: dict[str, float]  # -1: category in neither ground truth nor prediction
+    mean_iou: float  # over categories present, background included
+    mean_iou_defects: float  # the same without the background
+    accuracy: float
+    confusion: np.ndarray
+    per_image: pd.DataFrame = field(repr=False)
+    masks: dict[int, np.ndarray] = field(repr=False, default_factory=dict)  # image id -> predicted mask
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "dataset": self.dataset, "iou": self.iou, "mean_iou": self.mean_iou,
+                "mean_iou_defects": self.mean_iou_defects, "accuracy": self.accuracy,
+                "confusion": self.confusion.tolist()}
+
+
+def evaluate_segmenter(workspace: Workspace, model_name: str, dataset_name: str,
+                       subset: Subset | list[int] = "validation", device: str = "auto",
+                       keep_masks: bool = True) -> SegmentationReport:
+    """Predict every selected image at its stored resolution and compare with its ground-truth mask."""
+    net, record, spec = load_network(workspace, model_name)
+    dataset = workspace.dataset(dataset_name)
+    categories = list(record["categories"])
+    if not set(categories) & set(dataset.categories):
+        raise AstrocyteError(f"model {model_name!r} knows {categories}, dataset {dataset_name!r} has "
+                             f"{dataset.categories}: no category in common")
+    remap = np.array([categories.index(c) if c in categories else -1 for c in dataset.categories], np.int64)
+    table = dataset.table
+    rows = table.loc[subset] if isinstance(subset, list) else table if subset == "all" else \
+        table[table["assigned"] == subset]
+    if rows.empty:
+        raise AstrocyteError(f"no image to test in dataset {dataset_name!r} ({subset})")
+    torch_device = resolve_device(device)
+    net.to(torch_device)
+    seg = record.get("segmentation") or {}
+    background = int(seg.get("background", 0))
+    k = len(categories)
+    total = np.zeros((k, k), np.int64)
+    per_image, masks = [], {}
+    for image_id in rows.index:
+        image = dataset.image(int(image_id))
+        try:
+            probs = predict_probabilities(net, spec, image, seg.get("tiling"), background, torch_device)
+        except torch.OutOfMemoryError as exc:
+            raise OutOfMemory("out of memory: lower the region or tile size") from exc
+        predicted = probs.argmax(0).astype(np.uint8)
+        truth_raw = dataset.mask(int(image_id))
+        truth = np.full(predicted.shape, background, np.int64) if truth_raw is None else remap[truth_raw]
+        valid = truth >= 0
+        matrix = postprocess.confusion(truth, predicted, k, valid)
+        total += matrix
+        ious = postprocess.iou_per_class(matrix)
+        per_image.append({"image_id": int(image_id), "name": rows.loc[image_id, "name"],
+                          "mean_iou": postprocess.mean_iou(ious), "accuracy": postprocess.pixel_accuracy(matrix),
+                          **{f"area_{c}": int((predicted == i).sum()) for i, c in enumerate(categories)}})
+        if keep_masks:
+            masks[int(image_id)] = predicted
+    ious = postprocess.iou_per_class(total)
+    defects = np.delete(ious, background)
+    return SegmentationReport(model_name, dataset_name, categories, dict(zip(categories, ious.tolist(), strict=True)),
+                              postprocess.mean_iou(ious), postprocess.mean_iou(defects),
+                              postprocess.pixel_accuracy(total), total,
+                              pd.DataFrame(per_image).set_index("image_id"), masks)
+
+
+@torch.no_grad()
+def predict_probabilities(net: SegmentationNet, spec: InputSpec, image: np.ndarray, tiles: dict | None,
+                          background: int, device: torch.device) -> np.ndarray:
+    """Class probabilities ``(K, H, W)`` at the image's own resolution (outside the ROI: background).
+
+    Mirrors the runtime's rule: shrink to the region size and back, or tile at full resolution and stitch.
+    """
+    height, width = image.shape[:2]
+    if tiles:
+        inner = _tiled(net, spec, image, tiles, device)
+    else:
+        tensor = torch.from_numpy(spec.to_tensor(image))[None].to(device)
+        small = torch.softmax(net(tensor), 1)[0].float().cpu().numpy()
+        crop_w, crop_h = (spec.crop[2], spec.crop[3]) if spec.crop else (width, height)
+        inner = resize_bilinear(small.transpose(1, 2, 0), crop_w, crop_h).transpose(2, 0, 1)
+    k = inner.shape[0]
+    out = np.zeros((k, height, width), np.float32)
+    out[background] = 1.0
+    x, y = (spec.crop[0], spec.crop[1]) if spec.crop else (0, 0)
+    if spec.roi_mask is not None:
+        inner = np.where(spec.roi_mask[None], inner, np.eye(k, dtype=np.float32)[background][:, None, None])
+    out[:, y:y + inner.shape[1], x:x + inner.shape[2]] = inner
+    return out
+
+
+def _tiled(net: SegmentationNet, spec: InputSpec, image: np.ndarray, tiles: dict, device: torch.device):
+    array = image if image.ndim == 3 else image[:, :, None]
+    if spec.crop is not None:
+        array = crop_image(array, spec.crop)
+    unit = convert_channels(to_unit_range(array, spec.bit_depth), spec.channels)
+    normalised = (unit - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    tile_w, tile_h = tiles["tile"]
+    overlap = float(tiles["overlap"])
+    origins = tiling.tile_grid(normalised.shape[1], normalised.shape[0], tile_w, tile_h, overlap)
+    outputs = []
+    for start in range(0, len(origins), TILE_BATCH):
+        batch = np.stack([tiling.extract_tile(normalised, x, y, tile_w, tile_h).transpose(2, 0, 1)
+                          for x, y in origins[start:start + TILE_BATCH]])
+        outputs += list(torch.softmax(net(torch.from_numpy(batch).to(device)), 1).float().cpu().numpy())
+    return tiling.stitch(outputs, origins, normalised.shape[1], normalised.shape[0],
+                         tiling.blend_weights(tile_w, tile_h, overlap))

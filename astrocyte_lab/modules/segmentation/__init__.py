@@ -1,0 +1,1 @@
+"""Semantic segmentation: per-pixel categories with MANet, DeepLabV3 and UNet (segmentation-models-pytorch)."""

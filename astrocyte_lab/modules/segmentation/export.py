@@ -1,0 +1,40 @@
+"""Export a stored segmentation model as a deployable ``.astromodel`` package."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from astrocyte_lab import __version__
+from astrocyte_lab.data.workspace import Workspace
+from astrocyte_lab.modules.segmentation.model import SegmentationExport
+from astrocyte_lab.modules.segmentation.trainer import load_network
+from astrocyte_lab.runtime.package import write_package
+
+OPSET = 17
+
+
+def export_package(workspace: Workspace, model_name: str, destination: str | Path) -> Path:
+    """ONNX graph with one ``probabilities`` output (softmax inside) plus the input, ROI and tiling contract."""
+    net, record, spec = load_network(workspace, model_name)
+    example = torch.zeros(1, spec.channels, spec.height, spec.width)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(SegmentationExport(net).eval(), (example,), buffer, input_names=["image"],
+                          output_names=["probabilities"],
+                          dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+    metadata = {
+        "format": "astromodel", "module": "segmentation", "name": model_name,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "producer": f"astrocyte-lab {__version__}",
+        "architecture": record["architecture"], "categories": list(record["categories"]),
+        "input": spec.meta_input(), "roi": spec.meta_roi(), "outputs": {"probabilities": "probabilities"},
+        "thresholds": {}, "continual": None, "metrics": record.get("metrics", {}),
+        "segmentation": record["segmentation"],
+    }
+    return write_package(Path(destination), buffer.getvalue(), metadata, roi_mask=spec.roi_mask)
