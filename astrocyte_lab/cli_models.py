@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("quickstart")
     def quickstart(
-        module: Annotated[str, typer.Argument(help="classification or continual.")],
+        module: Annotated[str, typer.Argument(help="classification, continual or segmentation.")],
         workspace: WorkspaceOption = None,
         fast: Annotated[bool, typer.Option(help="Fewer epochs (CI, first look).")] = False,
     ) -> None:

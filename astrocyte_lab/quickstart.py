@@ -51,7 +51,7 @@ def classification(workspace: str | Path, fast: bool = False, log: Log = print) 
     log(f"validation accuracy {report.accuracy:.3f}\n{report.confusion_frame()}")
     package = export_package(ws, name, ws.path / f"{name}.astromodel")
     predictor = load_package(package)
-    sample_id = int(dataset.select(set="validation")[0]) if len(dataset.select(set="validation")) else 0
+    sample_id = int(dataset.select(assigned="validation")[0])
     predictor.predict(dataset.image(sample_id))  # warm-up
     prediction = predictor.predict(dataset.image(sample_id))
     return {"module": "classification", "dataset": name, "images": len(dataset), "model": name,
@@ -130,4 +130,43 @@ def _runtime_accuracy(predictor, dataset, rows) -> dict:
             "yellow_tantalum": round(float(np.mean(yellow)), 3) if yellow else None}
 
 
-QUICKSTARTS: dict[str, Callable[..., dict]] = {"classification": classification, "continual": continual}
+def segmentation(workspace: str | Path, fast: bool = False, log: Log = print) -> dict:
+    """Scratches sample: pixel-value masks -> named categories, train MANet, IoU test, export, runtime."""
+    from astrocyte_lab.data.sources import segmentation_set
+    from astrocyte_lab.evaluation.segmentation import evaluate_segmenter
+    from astrocyte_lab.modules.segmentation.config import SegmentationConfig
+    from astrocyte_lab.modules.segmentation.export import export_package
+    from astrocyte_lab.modules.segmentation.trainer import train_job
+    from astrocyte_lab.runtime import load_package
+
+    ws = Workspace(workspace)
+    source = samples.generate(ws.path / "samples", ["scratches"])["scratches"]
+    name = "quickstart-scratches"
+    _fresh(ws, name, name)
+    dataset = ws.create_dataset(name, "segmentation", [segmentation_set("surface", source / "images",
+                                                                        source / "masks")], seed=0)
+    for value, label in (("0", "background"), ("1", "scratch"), ("2", "spot")):
+        dataset.rename_category(value, label)
+    dataset.save()
+    log(f"dataset {dataset}")
+    config = SegmentationConfig(epochs=8 if fast else 25, batch_size=4, learning_rate=2e-3, seed=0)
+    job = train_job(ws, name, name, config)
+    job.subscribe(lambda e: log(f"  epoch {e.epoch}: " + ", ".join(f"{k} {v:.3f}" for k, v in e.values.items()
+                                                                   if k != "epoch")) if e.kind == "epoch" else None)
+    job.result()
+    report = evaluate_segmenter(ws, name, name, "validation", keep_masks=False)
+    log(f"validation IoU {report.iou}, mean IoU {report.mean_iou:.3f}")
+    package = export_package(ws, name, ws.path / f"{name}.astromodel")
+    predictor = load_package(package)
+    image = dataset.image(int(dataset.select(assigned="validation")[0]))
+    predictor.predict(image)  # warm-up
+    prediction = predictor.predict(image)
+    return {"module": "segmentation", "dataset": name, "images": len(dataset), "model": name,
+            "metrics": {"mean_iou": report.mean_iou, "mean_iou_defects": report.mean_iou_defects,
+                        "iou": report.iou, "accuracy": report.accuracy},
+            "package": str(package),
+            "runtime": {"label": prediction.label, "score": prediction.score, "ms": prediction.ms}}
+
+
+QUICKSTARTS: dict[str, Callable[..., dict]] = {"classification": classification, "continual": continual,
+                                               "segmentation": segmentation}

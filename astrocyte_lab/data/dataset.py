@@ -318,15 +318,21 @@ class Dataset:
             positions.extend(hits.tolist())
         return np.asarray(positions, dtype=np.int64)
 
-    def select(self, *, ground_truth: str | None = None, set: str | None = None,
+    def select(self, *, ground_truth: str | None = None, set: str | None = None, assigned: str | None = None,
                named_set: str | None = None, name_contains: str | None = None) -> np.ndarray:
-        """Ids of images matching every given filter (ground truth ``""`` means unlabelled)."""
+        """Ids of images matching every given filter (ground truth ``""`` means unlabelled).
+
+        ``set`` is the user's choice (auto / train / validation); ``assigned`` the resulting train or
+        validation membership after shuffling.
+        """
         keep = np.ones(len(self), dtype=bool)
         if ground_truth is not None:
             wanted = -1 if ground_truth == "" else self._category_index(ground_truth)
             keep &= self._table["ground_truth"].values == wanted
         if set is not None:
             keep &= _strings(self._table["split"]) == _check_split(set)
+        if assigned is not None:
+            keep &= _strings(self._table["assigned"]) == assigned
         if named_set is not None:
             keep &= _strings(self._table["named_set"]) == named_set
         if name_contains:

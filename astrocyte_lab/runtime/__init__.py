@@ -5,7 +5,10 @@ machine without torch, OpenCV or the training stack. ``import astrocyte_lab.runt
 anything of astrocyte-lab outside this folder.
 
 - :func:`load_package` / :class:`Predictor` / :class:`Prediction`: run a package (see :mod:`.predictor`).
-- :func:`preprocess` / :func:`load_image`: the input contract shared with training (see :mod:`.preprocess`).
+- :class:`SegmentationPrediction`: what a segmentation package predicts (see :mod:`.segmentation`; the tiling
+  rule shared with training is in :mod:`.tiling`).
+- :func:`preprocess` / :func:`preprocess_full` / :func:`load_image`: the input contract shared with training
+  (see :mod:`.preprocess`).
 - :func:`write_package` / :func:`read_package`: the file format (see :mod:`.package` for the metadata).
 """
 
@@ -20,7 +23,8 @@ from astrocyte_lab.runtime.errors import (
 )
 from astrocyte_lab.runtime.package import FORMAT_VERSION, SUFFIX, read_package, validate_metadata, write_package
 from astrocyte_lab.runtime.predictor import Prediction, Predictor, load_package
-from astrocyte_lab.runtime.preprocess import load_image, preprocess
+from astrocyte_lab.runtime.preprocess import load_image, preprocess, preprocess_full
+from astrocyte_lab.runtime.segmentation import SegmentationPrediction
 
 __all__ = [
     "FORMAT_VERSION",
@@ -32,9 +36,11 @@ __all__ = [
     "Prediction",
     "Predictor",
     "PreprocessError",
+    "SegmentationPrediction",
     "load_image",
     "load_package",
     "preprocess",
+    "preprocess_full",
     "read_package",
     "validate_metadata",
     "write_package",

@@ -37,6 +37,10 @@ Other members are kept as they are when a predictor saves the package again (roo
              "mask": "roi_mask.png" or null},
      "outputs": {"logits": "logits", "embedding": "embedding"},   # role -> ONNX output name
      "thresholds": {},                  # module specific; the classification predictor does not use it
+     "segmentation": null or {         # segmentation packages only; null or absent = the defaults
+         "background": 0,               # category index of "nothing" (default 0): outside the ROI, ignored pixels
+         "tiling": null or {"tile": [w, h], "overlap": 0.25},   # tile == [input.width, input.height]
+         "colours": [[r, g, b], ...] or null},                  # optional display colours, one per category
      "continual": null or {
          "prototypes": "prototypes.npy",
          "counts": [12, 7],             # samples learned per category
@@ -47,7 +51,9 @@ Other members are kept as they are when a predictor saves the package again (roo
          "undefined_label": "Undefined"}}
 
 Outputs per module: classification needs ``logits`` ``(N, K)`` unless it is continual; a continual package
-needs ``embedding`` ``(N, D)`` (its labels come from the prototypes, the logits are not used).
+needs ``embedding`` ``(N, D)`` (its labels come from the prototypes, the logits are not used). Segmentation
+needs ``probabilities`` ``(N, K, H, W)`` float32, softmax already applied in the graph, channel ``k`` for
+``categories[k]`` (at most 256 categories, as masks are uint8).
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ MODULES: tuple[str, ...] = ("anomaly", "classification", "detection", "segmentat
 DEFAULT_TEMPERATURE = 10.0
 DEFAULT_UNDEFINED_LABEL = "Undefined"
 MAX_METADATA_BYTES = 16 * 1024 * 1024
+MAX_SEGMENTATION_CLASSES = 256  # class indices must fit the uint8 mask
 
 
 def producer() -> str:
@@ -151,6 +158,8 @@ def validate_metadata(metadata: Any, where: str = METADATA_FILE) -> None:
             raise _fail(where, "a classification package needs a 'logits' output")
         if not categories:
             raise _fail(where, "a classification package needs at least one category")
+    elif module == "segmentation":
+        _validate_segmentation(metadata, where)
 
 
 def _validate_input(section: Any, where: str) -> None:
@@ -193,6 +202,47 @@ def _validate_roi(section: Any, where: str) -> None:
     mask = section.get("mask")
     if mask is not None and (not isinstance(mask, str) or not mask):
         raise _fail(where, f"roi.mask must be a member name or null, got {mask!r}")
+
+
+def _validate_segmentation(metadata: Mapping[str, Any], where: str) -> None:
+    """The ``probabilities`` output and the optional ``segmentation`` section (see the module docstring)."""
+    categories = metadata["categories"]
+    if "probabilities" not in metadata["outputs"]:
+        raise _fail(where, "a segmentation package needs a 'probabilities' output")
+    if not categories:
+        raise _fail(where, "a segmentation package needs at least one category")
+    if len(categories) > MAX_SEGMENTATION_CLASSES:
+        raise _fail(where, f"a segmentation package has at most {MAX_SEGMENTATION_CLASSES} categories (the mask "
+                           f"is uint8), got {len(categories)}")
+    section = metadata.get("segmentation")
+    if section is None:
+        return
+    if not isinstance(section, Mapping):
+        raise _fail(where, "segmentation must be an object or null")
+    background = section.get("background", 0)
+    if not _is_int(background) or not 0 <= background < len(categories):
+        raise _fail(where, f"segmentation.background must be a category index from 0 to {len(categories) - 1}, "
+                           f"got {background!r}")
+    tiling = section.get("tiling")
+    if tiling is not None:
+        if not isinstance(tiling, Mapping):
+            raise _fail(where, "segmentation.tiling must be an object or null")
+        tile = tiling.get("tile")
+        if not isinstance(tile, list) or len(tile) != 2 or not all(_is_int(v) and v > 0 for v in tile):
+            raise _fail(where, f"segmentation.tiling.tile must be [width, height] positive integers, got {tile!r}")
+        size = [metadata["input"]["width"], metadata["input"]["height"]]
+        if list(tile) != size:
+            raise _fail(where, f"segmentation.tiling.tile {tile} must equal the input size {size}")
+        overlap = tiling.get("overlap", 0.0)
+        if not _is_number(overlap) or not 0.0 <= float(overlap) < 1.0:
+            raise _fail(where, f"segmentation.tiling.overlap must be a number in [0, 1), got {overlap!r}")
+    colours = section.get("colours")
+    if colours is not None:
+        if not isinstance(colours, list) or len(colours) != len(categories) or not all(
+                isinstance(c, list) and len(c) == 3 and all(_is_int(v) and 0 <= v <= 255 for v in c)
+                for c in colours):
+            raise _fail(where, f"segmentation.colours must hold one [r, g, b] (0-255) per category "
+                               f"({len(categories)}), got {colours!r}")
 
 
 def _validate_continual(section: Any, categories: list[str], where: str) -> None:

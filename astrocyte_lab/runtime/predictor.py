@@ -12,6 +12,10 @@ L2-normalised prototype by cosine similarity; ``scores = softmax(temperature * s
 folds new examples into a prototype (the running mean of the normalised embeddings) or starts a new
 category; :meth:`Predictor.save` writes the result as a new package.
 
+Segmentation packages give a :class:`~astrocyte_lab.runtime.segmentation.SegmentationPrediction` (mask,
+probabilities and areas at the image's own resolution), predicted whole or tile by tile as the package's
+``segmentation.tiling`` says (see :mod:`astrocyte_lab.runtime.segmentation` and :mod:`.tiling`).
+
 The session runs on ``CPUExecutionProvider`` unless ``providers`` asks otherwise (``"auto"`` picks a GPU
 provider when onnxruntime offers one). ``threads`` sets onnxruntime's intra-op threads (default: the CPUs
 this process may use, at most 8). A Predictor may serve ``predict`` calls from several threads;
@@ -43,7 +47,8 @@ from astrocyte_lab.runtime.package import (
     validate_metadata,
     write_package,
 )
-from astrocyte_lab.runtime.preprocess import image_from_pil, load_image, preprocess
+from astrocyte_lab.runtime.preprocess import image_from_pil, load_image, preprocess, preprocess_full
+from astrocyte_lab.runtime.segmentation import DEFAULT_TILE_BATCH, SegmentationPrediction, Segmenter
 
 INPUT_NAME = "image"
 MAX_DEFAULT_THREADS = 8
@@ -125,6 +130,9 @@ class Predictor:
         self._session = _create_session(files[MODEL_FILE], providers, threads, self._where)
         self._output_names = list(dict.fromkeys(self._metadata["outputs"].values()))
         self._check_model()
+        self._segmenter: Segmenter | None = None
+        if self.module == "segmentation":
+            self._segmenter = Segmenter(self._metadata, self._roi_mask, self._probabilities, self._where)
 
     # ------------------------------------------------------------------------------------------ properties
 
@@ -178,8 +186,16 @@ class Predictor:
     # ------------------------------------------------------------------------------------------ running
 
     def preprocess(self, image: Any) -> np.ndarray:
-        """The ``(C, H, W)`` float32 network input for an array, a path or a PIL image."""
+        """The ``(C, H, W)`` float32 network input for an array, a path or a PIL image.
+
+        For a tiled segmentation package this is the whole image shrunk to one tile, which is not what
+        :meth:`predict` feeds; see :meth:`preprocess_full`.
+        """
         return preprocess(_as_array(image), self._metadata["input"], self._roi, self._roi_mask)
+
+    def preprocess_full(self, image: Any) -> np.ndarray:
+        """The normalised ``(H', W', C)`` float32 crop at full resolution (what tiles are cut from)."""
+        return preprocess_full(_as_array(image), self._metadata["input"], self._roi, self._roi_mask)
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Raw model outputs for a preprocessed ``(N, C, H, W)`` batch, keyed by ONNX output name."""
@@ -187,21 +203,35 @@ class Predictor:
         values = self._session.run(self._output_names, {INPUT_NAME: batch})
         return dict(zip(self._output_names, values, strict=True))
 
-    def predict(self, image: Any) -> Prediction:
-        """Classify one image (a numpy array, a file path or a PIL image)."""
+    def predict(self, image: Any) -> Prediction | SegmentationPrediction:
+        """Classify (or segment) one image: a numpy array, a file path or a PIL image.
+
+        Segmentation packages give a :class:`SegmentationPrediction`, tiles running in batches of 8.
+        """
         start = time.perf_counter()
         self._require_predictable()
+        if self._segmenter is not None:
+            result = self._segmenter.segment([_as_array(image)], DEFAULT_TILE_BATCH)[0]
+            result.ms = (time.perf_counter() - start) * 1000.0
+            return result
         outputs = self.run(self.preprocess(image)[None])
         prediction = self._interpret(outputs, 0)
         prediction.ms = (time.perf_counter() - start) * 1000.0
         return prediction
 
-    def predict_batch(self, images: Iterable[Any], batch_size: int = 16) -> list[Prediction]:
-        """Classify several images, running the model on batches of up to ``batch_size``."""
+    def predict_batch(self, images: Iterable[Any],
+                      batch_size: int = 16) -> list[Prediction] | list[SegmentationPrediction]:
+        """Classify (or segment) several images, running the model on batches of up to ``batch_size``.
+
+        For a tiled segmentation package the images are taken one at a time and ``batch_size`` is the number
+        of tiles per batch; ``ms`` is then each image's own time.
+        """
         self._require_predictable()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         items = list(images)
+        if self._segmenter is not None:
+            return self._segment_batch(items, batch_size)
         results: list[Prediction] = []
         for first in range(0, len(items), batch_size):
             chunk = items[first:first + batch_size]
@@ -214,10 +244,28 @@ class Predictor:
             results.extend(predictions)
         return results
 
+    def _segment_batch(self, items: list[Any], batch_size: int) -> list[SegmentationPrediction]:
+        assert self._segmenter is not None
+        step = 1 if self._segmenter.tiled else batch_size
+        results: list[SegmentationPrediction] = []
+        for first in range(0, len(items), step):
+            start = time.perf_counter()
+            chunk = [_as_array(item) for item in items[first:first + step]]
+            predictions = self._segmenter.segment(chunk, batch_size)
+            share = (time.perf_counter() - start) * 1000.0 / len(chunk)
+            for prediction in predictions:
+                prediction.ms = share
+            results.extend(predictions)
+        return results
+
+    def _probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """The ``probabilities`` output for a preprocessed batch (segmentation packages)."""
+        return self.run(batch)[self._metadata["outputs"]["probabilities"]]
+
     def _require_predictable(self) -> None:
-        if self.module != "classification":
-            raise PackageError(f"{self._where}: this predictor interprets classification packages only, not "
-                               f"{self.module!r} (Predictor.run gives the raw outputs)")
+        if self.module not in ("classification", "segmentation"):
+            raise PackageError(f"{self._where}: this predictor interprets classification and segmentation "
+                               f"packages only, not {self.module!r} (Predictor.run gives the raw outputs)")
 
     def _output(self, outputs: dict[str, np.ndarray], role: str) -> np.ndarray | None:
         name = self._metadata["outputs"].get(role)
@@ -363,6 +411,15 @@ class Predictor:
             size = available[logits][-1] if available[logits] else None
             if isinstance(size, int) and size != len(self._metadata["categories"]):
                 raise PackageError(f"{where}: the model gives {size} logits but the metadata lists "
+                                   f"{len(self._metadata['categories'])} categories")
+        probabilities = self._metadata["outputs"].get("probabilities")
+        if self.module == "segmentation" and probabilities is not None:
+            shape = available[probabilities]
+            if shape and len(shape) != 4:
+                raise PackageError(f"{where}: the model's probabilities must be (N, K, H, W), they are {shape}")
+            size = shape[1] if shape else None
+            if isinstance(size, int) and size != len(self._metadata["categories"]):
+                raise PackageError(f"{where}: the model gives {size} probability maps but the metadata lists "
                                    f"{len(self._metadata['categories'])} categories")
         if self._prototypes is not None:
             shape = available[self._metadata["outputs"]["embedding"]]

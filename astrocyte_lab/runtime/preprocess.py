@@ -22,6 +22,11 @@ For an image ``(H, W)`` or ``(H, W, C)`` the steps are:
 
 Steps 1-3 are per-pixel operations, so their order does not change the result; cropping first only saves
 work. The result is a C-contiguous ``(C, height, width)`` float32 array.
+
+:func:`preprocess_full` runs the same steps without the resize (4): the normalised, masked crop at full
+resolution, channels last ``(H', W', C)``; tiled segmentation cuts its tiles from it. Both share the helpers
+for steps 1-3 and 5 and the mask step 6; the resize comes before normalisation in :func:`preprocess`, as it
+always has, so its output is unchanged.
 """
 
 from __future__ import annotations
@@ -47,6 +52,35 @@ def preprocess(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mapping[st
     ``meta_input`` is the package's ``input`` section, ``roi`` its ``roi`` section (only ``crop`` is read)
     and ``roi_mask`` the decoded ROI mask, or None.
     """
+    array, crop = _prepared(image, meta_input, roi)
+    width, height = int(meta_input["width"]), int(meta_input["height"])
+    out = normalise(resize_bilinear(array, width, height), meta_input)
+    if roi_mask is not None:
+        used = _mask_used(roi_mask, expected=_mask_shape(image, crop), width=width, height=height)
+        out *= used[:, :, None]
+    return np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32)
+
+
+def preprocess_full(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mapping[str, Any] | None = None,
+                    roi_mask: np.ndarray | None = None) -> np.ndarray:
+    """All of :func:`preprocess` except the resize: an ``(H', W', C)`` float32 array at the crop's resolution.
+
+    Steps 1-3 (crop, scale, channels), 5 (normalise) and 6 (ROI mask, used at its own resolution, which is the
+    crop's) are the very functions :func:`preprocess` calls. Tiled segmentation cuts its tiles from this array
+    (channels last, as the tiles are cut).
+    """
+    array, crop = _prepared(image, meta_input, roi)
+    out = normalise(array, meta_input)
+    if roi_mask is not None:
+        height, width = out.shape[:2]
+        used = _mask_used(roi_mask, expected=_mask_shape(image, crop), width=width, height=height)
+        out *= used[:, :, None]
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _prepared(image: np.ndarray, meta_input: Mapping[str, Any],
+              roi: Mapping[str, Any] | None) -> tuple[np.ndarray, Sequence[int] | None]:
+    """Steps 1-3: the cropped image as float32 ``(H', W', C)`` in [0, 1] with the model's channels, and the crop."""
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[:, :, None]
@@ -56,19 +90,19 @@ def preprocess(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mapping[st
     if crop is not None:
         array = crop_image(array, crop)
     array = to_unit_range(array, int(meta_input.get("bit_depth", 8)))
+    return convert_channels(array, int(meta_input["channels"])), crop
+
+
+def normalise(image: np.ndarray, meta_input: Mapping[str, Any]) -> np.ndarray:
+    """Step 5: ``(x - mean) / std`` per channel of an ``(H, W, C)`` float array; a new float32 array."""
     channels = int(meta_input["channels"])
-    array = convert_channels(array, channels)
-    width, height = int(meta_input["width"]), int(meta_input["height"])
-    array = resize_bilinear(array, width, height)
     mean = _per_channel(meta_input.get("mean", [0.0] * channels), channels, "mean")
     std = _per_channel(meta_input.get("std", [1.0] * channels), channels, "std")
     if np.any(std == 0):
         raise PreprocessError("input std must not contain 0")
-    out = (array.transpose(2, 0, 1) - mean[:, None, None]) / std[:, None, None]
-    if roi_mask is not None:
-        used = _mask_used(roi_mask, expected=_mask_shape(image, crop), width=width, height=height)
-        out = out * used[None, :, :]
-    return np.ascontiguousarray(out, dtype=np.float32)
+    if image.shape[2] != channels:
+        raise PreprocessError(f"expected {channels} channels to normalise, got {image.shape[2]}")
+    return ((image - mean) / std).astype(np.float32, copy=False)
 
 
 def _mask_shape(image: np.ndarray, crop: Sequence[int] | None) -> tuple[int, int]:

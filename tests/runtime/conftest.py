@@ -112,3 +112,60 @@ def make_package(tmp_path: Path) -> Callable[..., tuple[Path, TinyModel]]:
         return path, model
 
     return make
+
+
+# ------------------------------------------------------------------------------------------------ segmentation
+
+@dataclass
+class PointwiseModel:
+    """``probabilities = softmax(W @ pixel + b)`` per pixel: a 1x1 convolution followed by a softmax over classes."""
+
+    onnx_bytes: bytes
+    w: np.ndarray  # (K, C)
+    b: np.ndarray  # (K,)
+
+    def reference(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, K, H, W)`` probabilities for a preprocessed ``(N, C, H, W)`` batch, in float64."""
+        logits = np.einsum("kc,nchw->nkhw", self.w.astype(np.float64), batch.astype(np.float64))
+        logits += self.b.astype(np.float64)[None, :, None, None]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def pointwise_model(channels: int = 3, classes: int = 3, height: int | str = "H", width: int | str = "W",
+                    seed: int = 0, scale: float = 2.0, pool: int = 1) -> PointwiseModel:
+    """A per-pixel segmentation model; ``pool > 1`` averages ``pool x pool`` blocks first (coarser output)."""
+    rng = np.random.default_rng(seed)
+    w = (rng.normal(size=(classes, channels)) * scale).astype(np.float32)
+    b = (rng.normal(size=classes) * 0.5).astype(np.float32)
+    nodes = []
+    source = "image"
+    if pool > 1:
+        nodes.append(helper.make_node("AveragePool", ["image"], ["pooled"], kernel_shape=[pool, pool],
+                                      strides=[pool, pool]))
+        source = "pooled"
+    nodes += [helper.make_node("Conv", [source, "W", "B"], ["logits"], kernel_shape=[1, 1]),
+              helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)]
+    out_h, out_w = (height, width) if pool == 1 else ("h", "w")
+    graph = helper.make_graph(
+        nodes, "pointwise",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", channels, height, width])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes, out_h, out_w])],
+        initializer=[numpy_helper.from_array(w[:, :, None, None], "W"), numpy_helper.from_array(b, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return PointwiseModel(model.SerializeToString(), w, b)
+
+
+def segmentation_metadata(categories: list[str] | None = None, width: int = 24, height: int = 16,
+                          channels: int = 3, tiling: dict[str, Any] | None = None, background: int = 0,
+                          **changes: Any) -> dict[str, Any]:
+    categories = categories if categories is not None else ["background", "scratch", "dent"]
+    meta = classification_metadata(categories, width=width, height=height, channels=channels,
+                                   module="segmentation", outputs={"probabilities": "probabilities"})
+    meta["segmentation"] = {"background": background, "tiling": tiling,
+                            "colours": [[(40 * i) % 256, 255 - (40 * i) % 256, 128] for i in range(len(categories))]}
+    meta.update(changes)
+    return meta

@@ -23,7 +23,14 @@ from PIL import Image
 import astrocyte_lab.runtime as runtime
 from astrocyte_lab.runtime import load_package
 
-from .conftest import classification_metadata, colour_image, continual_metadata, tiny_model
+from .conftest import (
+    classification_metadata,
+    colour_image,
+    continual_metadata,
+    pointwise_model,
+    segmentation_metadata,
+    tiny_model,
+)
 
 BLOCKED = ("torch", "torchvision", "cv2", "timm", "xarray", "zarr", "onnx", "onnxscript", "pandas", "ultralytics",
            "anomalib", "segmentation_models_pytorch", "lightning", "ipywidgets", "jupyter_server")
@@ -64,12 +71,18 @@ continual = load_package(sys.argv[3])
 continual.learn(np.full((30, 40, 3), (0, 0, 255), np.uint8), "blue")
 continual.save(sys.argv[5])
 learned = load_package(sys.argv[5]).predict(np.full((30, 40, 3), (0, 0, 250), np.uint8))
+from astrocyte_lab.runtime.tiling import tile_grid
+segmenter = load_package(sys.argv[6])
+segmented = segmenter.predict(image_path)
+segmented_batch = segmenter.predict_batch([image_path, np.zeros((40, 70, 3), np.uint8)], batch_size=3)
 
 others = sorted(n for n in set(sys.modules) - before
                 if n.startswith("astrocyte_lab.") and not n.startswith("astrocyte_lab.runtime"))
 heavy = sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)
 print(json.dumps({"route": route, "label": first.label, "scores": first.scores,
-                  "batch": [p.label for p in batch], "learned": learned.label, "others": others, "heavy": heavy}))
+                  "batch": [p.label for p in batch], "learned": learned.label, "others": others, "heavy": heavy,
+                  "tiles": len(tile_grid(45, 35, 16, 16, 0.25)), "areas": segmented.areas,
+                  "mask_shape": list(segmented.mask.shape), "batch_areas": [p.areas for p in segmented_batch]}))
 """
 
 
@@ -84,8 +97,15 @@ def test_runtime_runs_without_torch_and_opencv(tmp_path: Path) -> None:
     image_path = tmp_path / "image.png"
     Image.fromarray(colour_image((0.2, 0.7, 0.4), 50, 40, noise=0.2)).save(image_path)
     learned_path = tmp_path / "learned.astromodel"
+    tiling = {"tile": [16, 16], "overlap": 0.25}
+    segmenter = runtime.write_package(tmp_path / "segmentation.astromodel",
+                                      pointwise_model(height=16, width=16).onnx_bytes,
+                                      segmentation_metadata(width=16, height=16, tiling=tiling,
+                                                            roi={"crop": [2, 2, 45, 35], "mask": None}),
+                                      roi_mask=np.full((35, 45), 255, np.uint8))
     done = subprocess.run([sys.executable, "-c", CHILD, ",".join(BLOCKED), str(plain), str(continual),
-                           str(image_path), str(learned_path)], capture_output=True, text=True, timeout=120)
+                           str(image_path), str(learned_path), str(segmenter)],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["route"] in ("real", "stub")
@@ -96,6 +116,10 @@ def test_runtime_runs_without_torch_and_opencv(tmp_path: Path) -> None:
     assert report["batch"][0] == expected.label
     assert report["learned"] == "blue"
     assert load_package(learned_path).categories == ["red", "blue"]
+    segmented = load_package(segmenter).predict(image_path)
+    assert report["mask_shape"] == [40, 50] and report["tiles"] == 12
+    assert report["areas"] == segmented.areas and report["batch_areas"][0] == segmented.areas
+    assert sum(report["batch_areas"][1].values()) == 40 * 70
 
 
 def _imports(path: Path) -> set[str]:

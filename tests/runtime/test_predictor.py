@@ -129,10 +129,10 @@ def test_providers_and_threads(make_package: Callable[..., Any]) -> None:
 
 
 def test_other_modules_load_but_only_run_raw(make_package: Callable[..., Any]) -> None:
-    meta = classification_metadata(module="segmentation", outputs={"mask": "logits"})
+    meta = classification_metadata(module="detection", outputs={"boxes": "logits"})
     path, model = make_package(metadata=meta)
     predictor = load_package(path)
-    with pytest.raises(PackageError, match="classification packages only"):
+    with pytest.raises(PackageError, match="classification and segmentation packages only"):
         predictor.predict(random_image(10))
     batch = np.stack([predictor.preprocess(random_image(10))])
     raw = predictor.run(batch)
