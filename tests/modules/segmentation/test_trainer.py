@@ -61,3 +61,30 @@ def test_cli_trains_tests_and_exports_by_module(blobs, tmp_path) -> None:
     result = runner.invoke(app, ["export", "cli-seg", str(tmp_path / "s.astromodel"), "--workspace", str(ws.path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "s.astromodel").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_package_matches_pytorch(blobs, tmp_path, tiled: bool) -> None:
+    import numpy as np
+
+    from astrocyte_lab.evaluation.segmentation import predict_probabilities
+    from astrocyte_lab.modules.segmentation.export import export_package
+    from astrocyte_lab.modules.segmentation.trainer import load_network
+    from astrocyte_lab.runtime import load_package
+    from astrocyte_lab.training.devices import resolve_device
+
+    ws, name = blobs
+    dataset = ws.dataset(name)
+    dataset.set_roi(np.pad(np.zeros((56, 56), bool), 4, constant_values=True))
+    dataset.save()
+    options = {"tiling": True, "tile_size": (32, 32)} if tiled else {"region_size": (48, 48)}
+    train_job(ws, name, "p", SegmentationConfig(epochs=1, **options, **FAST)).result(timeout=600)
+    predictor = load_package(export_package(ws, "p", tmp_path / "p.astromodel"))
+    net, record, spec = load_network(ws, "p")
+    for image_id in dataset.ids[:3]:
+        image = dataset.image(int(image_id))
+        expected = predict_probabilities(net, spec, image, record["segmentation"]["tiling"], 0, resolve_device("cpu"))
+        got = predictor.predict(image)
+        assert got.mask.shape == image.shape[:2]
+        assert np.abs(got.probabilities - expected).max() < 1e-4
+        assert (got.mask == expected.argmax(0)).mean() > 0.999
