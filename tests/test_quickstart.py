@@ -35,3 +35,12 @@ def test_quickstart_continual(tmp_path: Path) -> None:
     assert metrics["classes"] == ["cap_ceramic", "cap_tantalum", "opto", "resistor"]
     assert metrics["recall_before"]["opto"] == 0 and metrics["recall_before"]["resistor"] == 0
     assert all(recall >= 0.8 for recall in metrics["recall_after"].values()), metrics
+
+
+def test_quickstart_segmentation(tmp_path: Path) -> None:
+    summary = run("segmentation", tmp_path)
+    metrics = summary["metrics"]
+    assert set(metrics["iou"]) == {"background", "scratch", "spot"}
+    assert metrics["iou"]["background"] > 0.9
+    assert metrics["mean_iou_defects"] > 0.2, metrics  # the defect classes are learned, not just background
+    assert summary["runtime"]["label"] in ("background", "scratch", "spot")
