@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -32,8 +31,9 @@ DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "magnetic_tile"
 
 
-def prepare(data: Path, work: Path, seed: int = 0) -> tuple[Path, Path, Path, Path]:
-    """Train and held-out folders of images and class-valued masks (a stratified 80/20 split per folder)."""
+def prepare(data: Path, work: Path, size: int, seed: int = 0) -> tuple[Path, Path, Path, Path]:
+    """Train and held-out folders of images and class-valued masks (a stratified 80/20 split per folder),
+    all resized to ``size`` x ``size`` (the tiles come in many sizes and both orientations)."""
     rng = np.random.default_rng(seed)
     folders = {s: (work / s / "images", work / s / "masks") for s in ("train", "test")}
     for images, masks in folders.values():
@@ -50,8 +50,12 @@ def prepare(data: Path, work: Path, seed: int = 0) -> tuple[Path, Path, Path, Pa
             split = "test" if index in held_out else "train"
             target_images, target_masks = folders[split]
             stem = f"{defect}_{image.stem}"
-            shutil.copyfile(image, target_images / f"{stem}.jpg")
-            cv2.imwrite(str(target_masks / f"{stem}.png"), np.where(soft > 127, value, 0).astype(np.uint8))
+            grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+            small = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(target_images / f"{stem}.png"), small)
+            mask = cv2.resize(np.where(soft > 127, value, 0).astype(np.uint8), (size, size),
+                              interpolation=cv2.INTER_NEAREST)
+            cv2.imwrite(str(target_masks / f"{stem}.png"), mask)
     return folders["train"][0], folders["train"][1], folders["test"][0], folders["test"][1]
 
 
@@ -65,9 +69,9 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="astro-mt-"))
-    train_images, train_masks, test_images, test_masks = prepare(args.data, work / "data")
+    train_images, train_masks, test_images, test_masks = prepare(args.data, work / "data", args.size)
     ws = Workspace(work / "ws")
-    options = GenerationOptions(max_size=(args.size, args.size), correction="resize")
+    options = GenerationOptions()
     names = ["background"] + [d.removeprefix("MT_").lower() for d in DEFECTS]
     for name, images, masks in (("mt-train", train_images, train_masks), ("mt-test", test_images, test_masks)):
         dataset = ws.create_dataset(name, "segmentation", [segmentation_set("tiles", images, masks)],
