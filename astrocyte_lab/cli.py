@@ -13,7 +13,7 @@ import typer
 from tqdm import tqdm
 
 from astrocyte_lab import cli_databases, cli_models
-from astrocyte_lab.cli_common import WorkspaceOption
+from astrocyte_lab.cli_common import WorkspaceOption, parse_size
 from astrocyte_lab.cli_common import fail as _fail
 from astrocyte_lab.cli_common import workspace_of as _workspace
 from astrocyte_lab.data.categories import MODULES
@@ -44,16 +44,6 @@ def _progress(title: str) -> Iterator[Callable[[int, int], None]]:
         yield update
     finally:
         bar.close()
-
-
-def _size(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise typer.BadParameter(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from exc
-    return width, height
 
 
 @datasets_app.command("list")
@@ -102,7 +92,7 @@ def datasets_create(
             locations.append(Location(path, subfolders, file_types, name_filter, pattern,  # type: ignore[arg-type]
                                       full_path, category or None, use_folder_name))
         masks_location = Location(masks, subfolders) if masks else None
-        options = GenerationOptions(max_size=_size(max_size), correction=correction)
+        options = GenerationOptions(max_size=parse_size(max_size), correction=correction)
         with _progress("generating") as on_progress:
             dataset = _workspace(workspace).create_dataset(
                 name, module, [NamedSet("set1", locations, masks_location)], description, options, train_ratio, seed,

@@ -24,3 +24,14 @@ def fail(exc: Exception) -> typer.Exit:
     """Print a user error in red on stderr; the command exits with status 1."""
     typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
     return typer.Exit(code=1)
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"640x480"`` -> ``(640, 480)``; None stays None."""
+    if not text:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from exc
+    return width, height

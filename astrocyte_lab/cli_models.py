@@ -9,20 +9,10 @@ from typing import Annotated
 
 import typer
 
-from astrocyte_lab.cli_common import WorkspaceOption, fail, workspace_of
+from astrocyte_lab.cli_common import WorkspaceOption, fail, parse_size, workspace_of
 from astrocyte_lab.errors import AstrocyteError
 
 models_app = typer.Typer(help="List, rename, delete, export and import trained models.", no_args_is_help=True)
-
-
-def _size(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise typer.BadParameter(f"expected WIDTHxHEIGHT such as 224x224, got {text!r}") from exc
-    return width, height
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +46,7 @@ def register(app: typer.Typer) -> None:
             ws = workspace_of(workspace)
             module = ws.dataset(dataset).module
             options = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                           region_size=_size(region_size), early_stopping=early_stopping,
+                           region_size=parse_size(region_size), early_stopping=early_stopping,
                            fast_training=fast_training, pretrained=pretrained, seed=seed, device=device)
             if architecture:
                 options["architecture"] = architecture

@@ -21,25 +21,21 @@ from astrocyte_lab.training.data import ImageDataset, InputSpec, input_spec, see
 from astrocyte_lab.training.devices import resolve_device
 from astrocyte_lab.training.jobs import Job, JobContext
 from astrocyte_lab.training.loop import fit
+from astrocyte_lab.training.runner import inline_context, open_dataset, start_training
 
 
 def train_job(workspace: Workspace, dataset: str, model_name: str, config: ClassificationConfig | None = None,
               description: str = "") -> Job:
     """Start training in the background; ``job.result()`` is the model's name once it is saved."""
-    config = config or ClassificationConfig()
-    if workspace.model_store.exists(model_name):
-        raise AstrocyteError(f"a trained model named {model_name!r} already exists: choose another name")
-    return Job(f"train {model_name}", lambda ctx: train(workspace, dataset, model_name, config, description, ctx))
+    return start_training(train, workspace, dataset, model_name, config or ClassificationConfig(), description)
 
 
 def train(workspace: Workspace, dataset_name: str, model_name: str, config: ClassificationConfig,
           description: str = "", context: JobContext | None = None) -> str:
     """Train, validate, and save ``model_name``; returns its name. Prefer :func:`train_job` in notebooks."""
-    context = context or JobContext(Job("inline", lambda ctx: None, start=False))
+    context = context or inline_context()
     started = time.perf_counter()
-    dataset = workspace.dataset(dataset_name)
-    if dataset.module != "classification":
-        raise AstrocyteError(f"dataset {dataset_name!r} is a {dataset.module} dataset, not classification")
+    dataset = open_dataset(workspace, dataset_name, "classification")
     categories = dataset.categories
     table = dataset.table
     labelled = table[table["ground_truth"] != ""]

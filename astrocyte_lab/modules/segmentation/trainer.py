@@ -24,6 +24,7 @@ from astrocyte_lab.training.data import InputSpec, input_spec, seed_everything
 from astrocyte_lab.training.devices import resolve_device
 from astrocyte_lab.training.jobs import Job, JobContext
 from astrocyte_lab.training.loop import fit
+from astrocyte_lab.training.runner import inline_context, open_dataset, start_training
 
 IGNORE = 255  # label of pixels outside the ROI: they take no part in the loss
 
@@ -93,20 +94,15 @@ def _random_tile(unit: np.ndarray, mask: np.ndarray, size: tuple[int, int], rng:
 
 def train_job(workspace: Workspace, dataset: str, model_name: str, config: SegmentationConfig | None = None,
               description: str = "") -> Job:
-    """Start training in the background; ``job.result()`` is the model's name once saved."""
-    config = config or SegmentationConfig()
-    if workspace.model_store.exists(model_name):
-        raise AstrocyteError(f"a trained model named {model_name!r} already exists: choose another name")
-    return Job(f"train {model_name}", lambda ctx: train(workspace, dataset, model_name, config, description, ctx))
+    """Start training in the background; ``job.result()`` is the model's name once it is saved."""
+    return start_training(train, workspace, dataset, model_name, config or SegmentationConfig(), description)
 
 
 def train(workspace: Workspace, dataset_name: str, model_name: str, config: SegmentationConfig,
           description: str = "", context: JobContext | None = None) -> str:
-    context = context or JobContext(Job("inline", lambda ctx: None, start=False))
+    context = context or inline_context()
     started = time.perf_counter()
-    dataset = workspace.dataset(dataset_name)
-    if dataset.module != "segmentation":
-        raise AstrocyteError(f"dataset {dataset_name!r} is a {dataset.module} dataset, not segmentation")
+    dataset = open_dataset(workspace, dataset_name, "segmentation")
     categories = dataset.categories
     if len(categories) < 2:
         raise AstrocyteError(f"dataset {dataset_name!r} has {len(categories)} category: segmentation needs a "
