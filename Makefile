@@ -35,9 +35,9 @@ test: samples
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Refresh the pinned versions after changing dependencies in pyproject.toml.
+# Refresh the pinned versions after changing dependencies in pyproject.toml (benchmark-only data left out).
 lock: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^astrocyte-lab' > requirements.lock
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^astrocyte-lab' -e '^elpv-dataset' > requirements.lock
 
 clean:
 	rm -rf $(VENV) datasets/*/ $(SAMPLES_STAMP) .pytest_cache .ruff_cache
