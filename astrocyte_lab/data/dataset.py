@@ -66,7 +66,6 @@ class Dataset:
         self._store = store
         self._table: xr.Dataset
         self._pending_masks: dict[int, np.ndarray] = {}
-        self._pending_batches: set[tuple[str, str]] = set()
         self._objects: dict[int, list[Annotation]] = {}
         self._version: str | None = None  # the saved version this session's edits start from
         self._dirty = False
@@ -104,7 +103,7 @@ class Dataset:
         _resolve_mask_categories(table, generated)
         dataset = cls.__new__(cls)
         dataset._store, dataset._table = store, table
-        dataset._pending_masks, dataset._pending_batches, dataset._objects = {}, set(), {}
+        dataset._pending_masks, dataset._objects = {}, {}
         dataset._dirty, dataset._batches, dataset._version = True, {}, None
         dataset._ingest_objects(generated, first_id=0)
         dataset._record_report(generated.report)
@@ -522,7 +521,6 @@ class Dataset:
         generated = generate(self._store, fresh, options, geometry=self.geometry,
                              binary_masks=self.module != "segmentation", on_progress=on_progress)
         generated.report.skipped[:0] = skipped
-        self._pending_batches |= {("pixels", generated.pixel_batch), ("masks", generated.mask_batch)}
         self._table.attrs["categories"] = json.dumps(names)
         first_id = int(self._table.attrs["next_image_id"])
         self._table = _with_rows(self._table, _rows(generated, self._table))
@@ -579,7 +577,6 @@ class Dataset:
         self._version = self._store.save_table(table)
         self._table = table
         self._pending_masks = {}
-        self._pending_batches = set()
         self._dirty = False
         self._store.collect_garbage()
 
@@ -610,7 +607,6 @@ class Dataset:
         saved = self._table.attrs.get("generation_report")
         self.last_report = GenerationReport.from_dict(json.loads(saved)) if saved else None
         self._pending_masks = {}
-        self._pending_batches = set()
         self._batches = {}
         self._dirty = False
 

@@ -88,7 +88,6 @@ def _link_batches(source: Dataset, target: Dataset) -> None:
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(src, dst, copy_function=_link_or_copy)
-        target._pending_batches.add((kind, batch))  # noqa: SLF001
 
 
 def _link_or_copy(src: str, dst: str) -> None:
