@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+import torch
+
 from astrocyte_lab.data.dataset import Dataset
 from astrocyte_lab.data.workspace import Workspace
 from astrocyte_lab.errors import AstrocyteError
+from astrocyte_lab.training.data import InputSpec
 from astrocyte_lab.training.jobs import Job, JobContext
 
 TrainFn = Callable[[Workspace, str, str, object, str, JobContext], str]
@@ -31,3 +35,17 @@ def open_dataset(workspace: Workspace, name: str, module: str) -> Dataset:
 def inline_context() -> JobContext:
     """A context for calling a module's ``train`` directly (scripts), outside any job."""
     return JobContext(Job("inline", lambda ctx: None, start=False))
+
+
+def stored_model(workspace: Workspace, name: str, module: str) -> tuple[dict, InputSpec, dict[str, np.ndarray]]:
+    """A trained model's record, input spec and tensors, checked to belong to ``module``."""
+    store = workspace.model_store
+    record = store.record(name)
+    if record["module"] != module:
+        raise AstrocyteError(f"model {name!r} is a {record['module']} model, not {module}")
+    return record, InputSpec.from_record(record["input"], store.roi_mask(name)), store.tensors(name)
+
+
+def torch_state(tensors: dict[str, np.ndarray], skip_prefix: str | None = None) -> dict[str, torch.Tensor]:
+    """Network weights from stored arrays, leaving out extras stored under ``skip_prefix``."""
+    return {k: torch.from_numpy(v) for k, v in tensors.items() if not (skip_prefix and k.startswith(skip_prefix))}

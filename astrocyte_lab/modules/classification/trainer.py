@@ -21,7 +21,7 @@ from astrocyte_lab.training.data import ImageDataset, InputSpec, input_spec, see
 from astrocyte_lab.training.devices import resolve_device
 from astrocyte_lab.training.jobs import Job, JobContext
 from astrocyte_lab.training.loop import fit
-from astrocyte_lab.training.runner import inline_context, open_dataset, start_training
+from astrocyte_lab.training.runner import inline_context, open_dataset, start_training, stored_model, torch_state
 
 
 def train_job(workspace: Workspace, dataset: str, model_name: str, config: ClassificationConfig | None = None,
@@ -113,8 +113,7 @@ def _initial_network(workspace: Workspace, config: ClassificationConfig, classes
         raise AstrocyteError(f"cannot resume from {config.resume_from!r}: it is a {record['architecture']}, "
                              f"not a {config.architecture}")
     net = ClassifierNet(config.architecture, classes, channels, pretrained=False)
-    state = {k: torch.from_numpy(v) for k, v in workspace.model_store.tensors(config.resume_from).items()
-             if not k.startswith("continual.")}
+    state = torch_state(workspace.model_store.tensors(config.resume_from), "continual.")
     if state["head.weight"].shape[0] != classes:  # other categories: keep the backbone, new head
         state = {k: v for k, v in state.items() if not k.startswith("head.")}
     net.load_state_dict(state, strict=False)
@@ -158,13 +157,8 @@ def _continual_head(net: ClassifierNet, train_set: ImageDataset, val_set: ImageD
 
 
 def load_network(workspace: Workspace, model_name: str) -> tuple[ClassifierNet, dict, InputSpec]:
-    """A stored classifier as a PyTorch module (eval mode), its record and its input spec."""
-    store = workspace.model_store
-    record = store.record(model_name)
-    if record["module"] != "classification":
-        raise AstrocyteError(f"model {model_name!r} is a {record['module']} model, not a classifier")
-    spec = InputSpec.from_record(record["input"], store.roi_mask(model_name))
+    """A stored model as a PyTorch module (eval mode), its record and its input spec."""
+    record, spec, tensors = stored_model(workspace, model_name, "classification")
     net = ClassifierNet(record["architecture"], len(record["categories"]), spec.channels, pretrained=False)
-    state = {k: torch.from_numpy(v) for k, v in store.tensors(model_name).items() if not k.startswith("continual.")}
-    net.load_state_dict(state)
+    net.load_state_dict(torch_state(tensors, "continual."))
     return net.eval(), record, spec

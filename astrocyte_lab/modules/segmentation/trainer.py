@@ -24,7 +24,7 @@ from astrocyte_lab.training.data import InputSpec, input_spec, seed_everything
 from astrocyte_lab.training.devices import resolve_device
 from astrocyte_lab.training.jobs import Job, JobContext
 from astrocyte_lab.training.loop import fit
-from astrocyte_lab.training.runner import inline_context, open_dataset, start_training
+from astrocyte_lab.training.runner import inline_context, open_dataset, start_training, stored_model, torch_state
 
 IGNORE = 255  # label of pixels outside the ROI: they take no part in the loss
 
@@ -120,7 +120,7 @@ def train(workspace: Workspace, dataset_name: str, model_name: str, config: Segm
         spec.width, spec.height = config.tile_size
     net = SegmentationNet(config.architecture, len(categories), pretrained=config.pretrained)
     if config.resume_from:
-        state = {k: torch.from_numpy(v) for k, v in workspace.model_store.tensors(config.resume_from).items()}
+        state = torch_state(workspace.model_store.tensors(config.resume_from))
         net.load_state_dict(state, strict=False)
     if config.fast_training:
         for p in net.net.encoder.parameters():
@@ -204,11 +204,8 @@ def _loss(config: SegmentationConfig, train_set: MaskDataset, classes: int, devi
 
 
 def load_network(workspace: Workspace, model_name: str) -> tuple[SegmentationNet, dict, InputSpec]:
-    store = workspace.model_store
-    record = store.record(model_name)
-    if record["module"] != "segmentation":
-        raise AstrocyteError(f"model {model_name!r} is a {record['module']} model, not segmentation")
-    spec = InputSpec.from_record(record["input"], store.roi_mask(model_name))
+    """A stored model as a PyTorch module (eval mode), its record and its input spec."""
+    record, spec, tensors = stored_model(workspace, model_name, "segmentation")
     net = SegmentationNet(record["architecture"], len(record["categories"]), pretrained=False)
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in store.tensors(model_name).items()})
+    net.load_state_dict(torch_state(tensors))
     return net.eval(), record, spec
