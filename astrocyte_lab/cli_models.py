@@ -65,30 +65,22 @@ def register(app: typer.Typer) -> None:
     def test(model: str, dataset: str,
              subset: Annotated[str, typer.Option(help="train, validation or all.")] = "validation",
              batch_size: Annotated[int, typer.Option()] = 32, workspace: WorkspaceOption = None) -> None:
-        """Test a model on a dataset: classification stores predictions in the dataset; segmentation reports IoU."""
+        """Test a model on a dataset: prints the module's report (predictions are written back to the dataset)."""
+        import inspect
+
         from astrocyte_lab.modules.registry import entry
 
         try:
             ws = workspace_of(workspace)
             module = ws.model_store.record(model)["module"]
             evaluate = entry(module).load("evaluate")
-            if module == "segmentation":
-                report = evaluate(ws, model, dataset, subset, keep_masks=False)  # type: ignore[arg-type]
-            else:
-                report = evaluate(ws, model, dataset, subset, batch_size)  # type: ignore[arg-type]
+            options = {"batch_size": batch_size} if "batch_size" in inspect.signature(evaluate).parameters else {}
+            report = evaluate(ws, model, dataset, subset, **options)
         except AstrocyteError as exc:
             raise fail(exc) from exc
-        if module == "segmentation":
-            for name, iou in report.iou.items():
-                typer.echo(f"{name:20} IoU {iou:.3f}" if iou >= 0 else f"{name:20} IoU -1 (absent)")
-            typer.echo(json.dumps({"mean_iou": report.mean_iou, "mean_iou_defects": report.mean_iou_defects,
-                                   "accuracy": report.accuracy}))
-            return
-        typer.echo(report.confusion_frame().to_string())
-        for name, metrics in report.classes.items():
-            typer.echo(f"{name:20} precision {metrics.precision:.3f} recall {metrics.recall:.3f} "
-                       f"f1 {metrics.f1:.3f} ({metrics.support} images)")
-        typer.echo(json.dumps({"accuracy": report.accuracy, "macro_f1": report.macro_f1}))
+        for line in report.lines():
+            typer.echo(line)
+        typer.echo(json.dumps(report.summary()))
 
     @app.command("export")
     def export(model: str, output: Path, workspace: WorkspaceOption = None) -> None:
@@ -117,18 +109,17 @@ def register(app: typer.Typer) -> None:
 
     @app.command("quickstart")
     def quickstart(
-        module: Annotated[str, typer.Argument(help="classification, continual or segmentation.")],
+        module: Annotated[str, typer.Argument(help="anomaly, classification, continual, detection, detection-rotated, "
+                                                   "detection-selftrain, detection-tiling or segmentation.")],
         workspace: WorkspaceOption = None,
         fast: Annotated[bool, typer.Option(help="Fewer epochs (CI, first look).")] = False,
     ) -> None:
         """Run a module's quick start end to end; the last line printed is a JSON summary."""
-        from astrocyte_lab.quickstart import QUICKSTARTS
+        from astrocyte_lab.quickstart import quickstart as find_quickstart
 
-        if module not in QUICKSTARTS:
-            raise fail(AstrocyteError(f"no quick start {module!r}; choose from {sorted(QUICKSTARTS)}"))
         try:
-            summary = QUICKSTARTS[module](workspace_of(workspace).path, fast=fast,
-                                         log=lambda text: print(text, file=sys.stderr))
+            summary = find_quickstart(module)(workspace_of(workspace).path, fast=fast,
+                                              log=lambda text: print(text, file=sys.stderr))
         except AstrocyteError as exc:
             raise fail(exc) from exc
         typer.echo(json.dumps(summary))

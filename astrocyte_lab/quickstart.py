@@ -168,5 +168,32 @@ def segmentation(workspace: str | Path, fast: bool = False, log: Log = print) ->
             "runtime": {"label": prediction.label, "score": prediction.score, "ms": prediction.ms}}
 
 
-QUICKSTARTS: dict[str, Callable[..., dict]] = {"classification": classification, "continual": continual,
-                                               "segmentation": segmentation}
+QUICKSTARTS: dict[str, Callable[..., dict] | str] = {
+    "classification": classification,
+    "continual": continual,
+    "segmentation": segmentation,
+    # module quick starts that live beside their module, imported on use ("package.module:function")
+    "anomaly": "astrocyte_lab.modules.anomaly.quickstart:anomaly",
+    "detection": "astrocyte_lab.modules.detection.quickstart:detection",
+    "detection-rotated": "astrocyte_lab.modules.detection.quickstart:detection_rotated",
+    "detection-selftrain": "astrocyte_lab.modules.detection.quickstart:detection_selftrain",
+    "detection-tiling": "astrocyte_lab.modules.detection.quickstart:detection_tiling",
+}
+
+
+def quickstart(name: str) -> Callable[..., dict]:
+    """The quick-start function called ``name`` (see :data:`QUICKSTARTS`)."""
+    import importlib
+
+    if name not in QUICKSTARTS:
+        raise AstrocyteError(f"no quick start {name!r}; choose from {sorted(QUICKSTARTS)}")
+    target = QUICKSTARTS[name]
+    if callable(target):
+        return target
+    module, _, function = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), function)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise
+        raise AstrocyteError(f"the {name} quick start is not available in this astrocyte-lab yet") from exc

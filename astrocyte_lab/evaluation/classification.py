@@ -41,6 +41,16 @@ class ClassificationReport:
                 "rows": self.rows, "columns": self.columns, "confusion": self.confusion.tolist(),
                 "classes": {k: vars(v) for k, v in self.classes.items()}}
 
+    def summary(self) -> dict[str, float]:
+        """The headline figures (what ``astrocyte-lab test`` prints as JSON)."""
+        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1}
+
+    def lines(self) -> list[str]:
+        """The confusion matrix and per-class precision / recall / F1, as text."""
+        return [self.confusion_frame().to_string()] + [
+            f"{name:20} precision {c.precision:.3f} recall {c.recall:.3f} f1 {c.f1:.3f} ({c.support} images)"
+            for name, c in self.classes.items()]
+
     def confusion_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.confusion, index=pd.Index(self.rows, name="ground truth"),
                             columns=pd.Index(self.columns, name="predicted"))

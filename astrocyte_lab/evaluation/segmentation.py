@@ -42,6 +42,15 @@ class SegmentationReport:
                 "mean_iou_defects": self.mean_iou_defects, "accuracy": self.accuracy,
                 "confusion": self.confusion.tolist()}
 
+    def summary(self) -> dict[str, float]:
+        """The headline figures (what ``astrocyte-lab test`` prints as JSON)."""
+        return {"mean_iou": self.mean_iou, "mean_iou_defects": self.mean_iou_defects, "accuracy": self.accuracy}
+
+    def lines(self) -> list[str]:
+        """A readable per-category IoU table."""
+        return [f"{name:20} IoU {iou:.3f}" if iou >= 0 else f"{name:20} IoU -1 (absent)"
+                for name, iou in self.iou.items()]
+
 
 def evaluate_segmenter(workspace: Workspace, model_name: str, dataset_name: str,
                        subset: Subset | list[int] = "validation", device: str = "auto",

@@ -21,15 +21,30 @@ class ModuleEntry:
     def load(self, what: str) -> Callable[..., Any]:
         target = getattr(self, what)
         module, _, name = target.partition(":")
-        return getattr(importlib.import_module(module), name)
+        try:
+            return getattr(importlib.import_module(module), name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+            raise AstrocyteError(f"this astrocyte-lab has no {what} for this module yet ({module} is missing)") from exc
 
 
 MODULES: dict[str, ModuleEntry] = {
+    "anomaly": ModuleEntry(
+        "astrocyte_lab.modules.anomaly.config:AnomalyConfig",
+        "astrocyte_lab.modules.anomaly.trainer:train_job",
+        "astrocyte_lab.evaluation.anomaly:evaluate_anomaly",
+        "astrocyte_lab.modules.anomaly.export:export_package"),
     "classification": ModuleEntry(
         "astrocyte_lab.modules.classification.config:ClassificationConfig",
         "astrocyte_lab.modules.classification.trainer:train_job",
         "astrocyte_lab.evaluation.classification:evaluate_classifier",
         "astrocyte_lab.modules.classification.export:export_package"),
+    "detection": ModuleEntry(
+        "astrocyte_lab.modules.detection.config:DetectionConfig",
+        "astrocyte_lab.modules.detection.trainer:train_job",
+        "astrocyte_lab.evaluation.detection:evaluate_detector",
+        "astrocyte_lab.modules.detection.export:export_package"),
     "segmentation": ModuleEntry(
         "astrocyte_lab.modules.segmentation.config:SegmentationConfig",
         "astrocyte_lab.modules.segmentation.trainer:train_job",

@@ -160,6 +160,10 @@ def validate_metadata(metadata: Any, where: str = METADATA_FILE) -> None:
             raise _fail(where, "a classification package needs at least one category")
     elif module == "segmentation":
         _validate_segmentation(metadata, where)
+    if module in ("anomaly", "detection"):
+        from astrocyte_lab.runtime.heads import validate_module_metadata
+
+        validate_module_metadata(module, metadata, where)
 
 
 def _validate_input(section: Any, where: str) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from astrocyte_lab.runtime.errors import ContinualError, PackageError, PreprocessError
+from astrocyte_lab.runtime.heads import Head, make_head
 from astrocyte_lab.runtime.package import (
     DEFAULT_TEMPERATURE,
     DEFAULT_UNDEFINED_LABEL,
@@ -48,7 +49,7 @@ from astrocyte_lab.runtime.package import (
     write_package,
 )
 from astrocyte_lab.runtime.preprocess import image_from_pil, load_image, preprocess, preprocess_full
-from astrocyte_lab.runtime.segmentation import DEFAULT_TILE_BATCH, SegmentationPrediction, Segmenter
+from astrocyte_lab.runtime.segmentation import DEFAULT_TILE_BATCH
 
 INPUT_NAME = "image"
 MAX_DEFAULT_THREADS = 8
@@ -130,9 +131,7 @@ class Predictor:
         self._session = _create_session(files[MODEL_FILE], providers, threads, self._where)
         self._output_names = list(dict.fromkeys(self._metadata["outputs"].values()))
         self._check_model()
-        self._segmenter: Segmenter | None = None
-        if self.module == "segmentation":
-            self._segmenter = Segmenter(self._metadata, self._roi_mask, self._probabilities, self._where)
+        self._head: Head | None = make_head(self.module, self._metadata, self._roi_mask, self.run, self._where)
 
     # ------------------------------------------------------------------------------------------ properties
 
@@ -203,15 +202,15 @@ class Predictor:
         values = self._session.run(self._output_names, {INPUT_NAME: batch})
         return dict(zip(self._output_names, values, strict=True))
 
-    def predict(self, image: Any) -> Prediction | SegmentationPrediction:
-        """Classify (or segment) one image: a numpy array, a file path or a PIL image.
+    def predict(self, image: Any) -> Any:
+        """Classify (or segment, detect, score) one image: a numpy array, a file path or a PIL image.
 
-        Segmentation packages give a :class:`SegmentationPrediction`, tiles running in batches of 8.
+        Classification packages give a :class:`Prediction`; other modules give their head's result (see
+        :mod:`astrocyte_lab.runtime.heads`), e.g. a :class:`SegmentationPrediction`, tiles in batches of 8.
         """
         start = time.perf_counter()
-        self._require_predictable()
-        if self._segmenter is not None:
-            result = self._segmenter.segment([_as_array(image)], DEFAULT_TILE_BATCH)[0]
+        if self._head is not None:
+            result = self._head.predict([_as_array(image)], DEFAULT_TILE_BATCH)[0]
             result.ms = (time.perf_counter() - start) * 1000.0
             return result
         outputs = self.run(self.preprocess(image)[None])
@@ -219,19 +218,17 @@ class Predictor:
         prediction.ms = (time.perf_counter() - start) * 1000.0
         return prediction
 
-    def predict_batch(self, images: Iterable[Any],
-                      batch_size: int = 16) -> list[Prediction] | list[SegmentationPrediction]:
-        """Classify (or segment) several images, running the model on batches of up to ``batch_size``.
+    def predict_batch(self, images: Iterable[Any], batch_size: int = 16) -> list[Any]:
+        """Predict several images, running the model on batches of up to ``batch_size``.
 
-        For a tiled segmentation package the images are taken one at a time and ``batch_size`` is the number
-        of tiles per batch; ``ms`` is then each image's own time.
+        For a tiled package the images are taken one at a time and ``batch_size`` is the number of tiles per
+        batch; ``ms`` is then each image's own time.
         """
-        self._require_predictable()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         items = list(images)
-        if self._segmenter is not None:
-            return self._segment_batch(items, batch_size)
+        if self._head is not None:
+            return self._head_batch(items, batch_size)
         results: list[Prediction] = []
         for first in range(0, len(items), batch_size):
             chunk = items[first:first + batch_size]
@@ -244,28 +241,19 @@ class Predictor:
             results.extend(predictions)
         return results
 
-    def _segment_batch(self, items: list[Any], batch_size: int) -> list[SegmentationPrediction]:
-        assert self._segmenter is not None
-        step = 1 if self._segmenter.tiled else batch_size
-        results: list[SegmentationPrediction] = []
+    def _head_batch(self, items: list[Any], batch_size: int) -> list[Any]:
+        assert self._head is not None
+        step = 1 if self._head.tiled else batch_size
+        results: list[Any] = []
         for first in range(0, len(items), step):
             start = time.perf_counter()
             chunk = [_as_array(item) for item in items[first:first + step]]
-            predictions = self._segmenter.segment(chunk, batch_size)
+            predictions = self._head.predict(chunk, batch_size)
             share = (time.perf_counter() - start) * 1000.0 / len(chunk)
             for prediction in predictions:
                 prediction.ms = share
             results.extend(predictions)
         return results
-
-    def _probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """The ``probabilities`` output for a preprocessed batch (segmentation packages)."""
-        return self.run(batch)[self._metadata["outputs"]["probabilities"]]
-
-    def _require_predictable(self) -> None:
-        if self.module not in ("classification", "segmentation"):
-            raise PackageError(f"{self._where}: this predictor interprets classification and segmentation "
-                               f"packages only, not {self.module!r} (Predictor.run gives the raw outputs)")
 
     def _output(self, outputs: dict[str, np.ndarray], role: str) -> np.ndarray | None:
         name = self._metadata["outputs"].get(role)

@@ -262,3 +262,15 @@ class Segmenter:
             seen = np.zeros(canvas.shape[1:], dtype=bool)
             seen[box] = used
         return summarise(canvas, self.categories, background, seen)
+
+
+class SegmentationHead(Segmenter):
+    """The predictor's head for segmentation packages (see :mod:`astrocyte_lab.runtime.heads`)."""
+
+    def __init__(self, metadata: Mapping[str, Any], roi_mask: np.ndarray | None,
+                 run: Callable[[np.ndarray], dict[str, np.ndarray]], where: str = "package") -> None:
+        output = metadata["outputs"]["probabilities"]
+        super().__init__(metadata, roi_mask, lambda batch: run(batch)[output], where)
+
+    def predict(self, images: Sequence[np.ndarray], batch_size: int) -> list[SegmentationPrediction]:
+        return self.segment(images, batch_size)

@@ -128,15 +128,16 @@ def test_providers_and_threads(make_package: Callable[..., Any]) -> None:
     assert "Predictor('tiny', classification, 2 categories, input 24x16" in repr(predictor)
 
 
-def test_other_modules_load_but_only_run_raw(make_package: Callable[..., Any]) -> None:
-    meta = classification_metadata(module="detection", outputs={"boxes": "logits"})
-    path, model = make_package(metadata=meta)
-    predictor = load_package(path)
-    with pytest.raises(PackageError, match="classification and segmentation packages only"):
-        predictor.predict(random_image(10))
-    batch = np.stack([predictor.preprocess(random_image(10))])
-    raw = predictor.run(batch)
-    assert np.allclose(raw["logits"], model.reference(batch)[1], atol=1e-5)
+def test_a_module_without_its_head_is_refused_by_name(make_package: Callable[..., Any],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from astrocyte_lab.runtime import heads
+
+    monkeypatch.setitem(heads.HEADS, "detection", "astrocyte_lab.runtime.segmentation:SegmentationHead")
+    meta = classification_metadata(module="detection", outputs={"boxes": "logits", "probabilities": "logits"})
+    path, _ = make_package(metadata=meta)
+    monkeypatch.setitem(heads.HEADS, "detection", "astrocyte_lab.runtime.no_such_head:Head")
+    with pytest.raises(PackageError, match="cannot run detection packages"):
+        load_package(path)
 
 
 def test_metadata_is_a_copy(make_package: Callable[..., Any]) -> None:

@@ -1,0 +1,76 @@
+"""Module-specific post-processing ("heads") for the torch-free predictor, one explicit table.
+
+A head turns the raw ONNX outputs of a module's package into that module's results. Classification is
+handled by :class:`~astrocyte_lab.runtime.predictor.Predictor` itself; every other module names a class here,
+imported only when a package of that module is loaded.
+
+A head class is built as ``Head(metadata, roi_mask, run, where)`` where ``run`` maps a preprocessed
+``(N, C, H, W)`` float32 batch to the model's outputs keyed by ONNX output name, and provides:
+
+``tiled`` (bool)
+    True when each image is cut into tiles, so :meth:`Predictor.predict_batch` hands it one image at a time
+    and ``batch_size`` then counts tiles.
+``predict(images, batch_size) -> list``
+    One result per ``(H, W)`` / ``(H, W, C)`` array; each result has a writable ``ms`` attribute.
+
+The head's module may also define ``validate_metadata(metadata, where)``, raising
+:class:`~astrocyte_lab.runtime.errors.PackageError` for a module section that cannot be used; the package
+reader calls it after the common checks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+RunOutputs = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+HEADS: dict[str, str] = {
+    "anomaly": "astrocyte_lab.runtime.anomaly:AnomalyHead",
+    "detection": "astrocyte_lab.runtime.detection:DetectionHead",
+    "segmentation": "astrocyte_lab.runtime.segmentation:SegmentationHead",
+}
+
+
+class Head(Protocol):
+    tiled: bool
+
+    def predict(self, images: list[np.ndarray], batch_size: int) -> list[Any]: ...
+
+
+def _resolve(module: str) -> tuple[Any, str] | None:
+    target = HEADS.get(module)
+    if target is None:
+        return None
+    path, _, name = target.partition(":")
+    try:
+        return importlib.import_module(path), name
+    except ModuleNotFoundError as exc:
+        if exc.name != path:
+            raise
+        from astrocyte_lab.runtime.errors import PackageError
+
+        raise PackageError(f"this astrocyte-lab cannot run {module} packages ({path} is missing)") from exc
+
+
+def make_head(module: str, metadata: Mapping[str, Any], roi_mask: np.ndarray | None, run: RunOutputs,
+              where: str) -> Head | None:
+    """The head for ``module``'s packages, or None when the predictor interprets the outputs itself."""
+    resolved = _resolve(module)
+    if resolved is None:
+        return None
+    python_module, name = resolved
+    return getattr(python_module, name)(metadata, roi_mask, run, where)
+
+
+def validate_module_metadata(module: str, metadata: Mapping[str, Any], where: str) -> None:
+    """Run the head module's own metadata checks, when it has any."""
+    resolved = _resolve(module)
+    if resolved is None:
+        return
+    check = getattr(resolved[0], "validate_metadata", None)
+    if check is not None:
+        check(metadata, where)
