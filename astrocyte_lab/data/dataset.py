@@ -26,7 +26,13 @@ from astrocyte_lab.data.generate import (
     ProgressCallback,
     generate,
 )
-from astrocyte_lab.data.objects import mask_from_polygons, objects_from_table, polygons_from_mask, with_objects
+from astrocyte_lab.data.objects import (
+    PREDICTED,
+    mask_from_polygons,
+    objects_from_table,
+    polygons_from_mask,
+    with_objects,
+)
 from astrocyte_lab.data.sources import DatasetSet, SourceImage, discover
 from astrocyte_lab.data.store import DatasetStore, storage_error
 from astrocyte_lab.errors import AstrocyteError, ConcurrentEditError
@@ -66,7 +72,9 @@ class Dataset:
         self._store = store
         self._table: xr.Dataset
         self._pending_masks: dict[int, np.ndarray] = {}
+        self._pending_predicted_masks: dict[int, np.ndarray] = {}
         self._objects: dict[int, list[Annotation]] = {}
+        self._predicted: dict[int, list[Annotation]] = {}
         self._version: str | None = None  # the saved version this session's edits start from
         self._dirty = False
         self.last_report: GenerationReport | None = None
@@ -104,6 +112,7 @@ class Dataset:
         dataset = cls.__new__(cls)
         dataset._store, dataset._table = store, table
         dataset._pending_masks, dataset._objects = {}, {}
+        dataset._pending_predicted_masks, dataset._predicted = {}, {}
         dataset._dirty, dataset._batches, dataset._version = True, {}, None
         dataset._ingest_objects(generated, first_id=0)
         dataset._record_report(generated.report)
@@ -184,6 +193,9 @@ class Dataset:
             "has_mask": (_strings(self._table["mask_batch"]) != "") | np.isin(self.ids, list(self._pending_masks)),
             "n_ground_truth": [sum(not a.pseudo for a in self._objects.get(int(i), ())) for i in self.ids],
             "n_pseudo": [sum(a.pseudo for a in self._objects.get(int(i), ())) for i in self.ids],
+            "n_prediction": [len(self._predicted.get(int(i), ())) for i in self.ids],
+            "has_predicted_mask": (_strings(self._table["pred_mask_batch"]) != "")
+            | np.isin(self.ids, list(self._pending_predicted_masks)),
         }, index=pd.Index(self.ids, name="image_id"))
         return frame
 
@@ -202,14 +214,21 @@ class Dataset:
 
     def mask(self, selector: int | str) -> np.ndarray | None:
         """The image's mask: category indices (segmentation) or a bool defect map (anomaly); None if none."""
+        return self._read_mask(selector, self._pending_masks, "mask")
+
+    def predicted_mask(self, selector: int | str) -> np.ndarray | None:
+        """The mask a model predicted for the image in its last test (same encoding as :meth:`mask`)."""
+        return self._read_mask(selector, self._pending_predicted_masks, "pred_mask")
+
+    def _read_mask(self, selector: int | str, pending: dict[int, np.ndarray], column: str) -> np.ndarray | None:
         row = self._position(selector)
         image_id = int(self.ids[row])
-        if image_id in self._pending_masks:
-            return self._pending_masks[image_id].copy()
-        batch = str(self._table["mask_batch"].values[row])
+        if image_id in pending:
+            return pending[image_id].copy()
+        batch = str(self._table[f"{column}_batch"].values[row])
         if not batch:
             return None
-        raw = np.asarray(self._open("masks", batch)[int(self._table["mask_slot"].values[row])])
+        raw = np.asarray(self._open("masks", batch)[int(self._table[f"{column}_slot"].values[row])])
         if self.module != "segmentation":
             return raw > 0
         lut = np.zeros(int(raw.max()) + 1, dtype=np.uint8)
@@ -227,6 +246,41 @@ class Dataset:
     def set_objects(self, selector: int | str, objects: Sequence[Annotation]) -> None:
         """Replace one image's annotations (boxes, rotated boxes, polygons), clipped to the image."""
         image_id = int(self.ids[self._position(selector)])
+        kept = self._checked_objects(objects)
+        if kept:
+            self._objects[image_id] = kept
+        else:
+            self._objects.pop(image_id, None)
+        self._dirty = True
+
+    def add_object(self, selector: int | str, annotation: Annotation) -> None:
+        self.set_objects(selector, [*self.objects(selector), annotation])
+
+    def predicted_objects(self, selector: int | str) -> list[Annotation]:
+        """The objects a model predicted for the image in its last test (with scores)."""
+        return list(self._predicted.get(int(self.ids[self._position(selector)]), []))
+
+    def set_predicted_objects(self, selector: int | str, objects: Sequence[Annotation]) -> None:
+        """Record a test's predicted objects for one image, kept apart from ground truth and pseudo labels."""
+        image_id = int(self.ids[self._position(selector)])
+        kept = self._checked_objects(objects)
+        if kept:
+            self._predicted[image_id] = kept
+        else:
+            self._predicted.pop(image_id, None)
+        self._dirty = True
+
+    def clear_predictions(self) -> None:
+        """Forget every test result: predicted labels, scores, objects and masks."""
+        self._table["prediction"].values[:] = -1
+        self._table["score"].values[:] = np.nan
+        self._table["pred_mask_batch"].values[:] = ""
+        self._table["pred_mask_slot"].values[:] = -1
+        self._pending_predicted_masks = {}
+        self._predicted = {}
+        self._dirty = True
+
+    def _checked_objects(self, objects: Sequence[Annotation]) -> list[Annotation]:
         g = self.geometry
         kept: list[Annotation] = []
         for ann in objects:
@@ -237,14 +291,7 @@ class Dataset:
             if clipped is None:
                 raise AstrocyteError(f"annotation {ann!r} lies outside the {g.width} x {g.height} image")
             kept.append(clipped)
-        if kept:
-            self._objects[image_id] = kept
-        else:
-            self._objects.pop(image_id, None)
-        self._dirty = True
-
-    def add_object(self, selector: int | str, annotation: Annotation) -> None:
-        self.set_objects(selector, [*self.objects(selector), annotation])
+        return kept
 
     def mask_polygons(self, selector: int | str) -> list[Polygon]:
         """Segmentation: the outlines of each category's regions in the image's mask."""
@@ -353,7 +400,9 @@ class Dataset:
         keep = np.setdiff1d(np.arange(len(self)), positions)
         self._table = self._table.isel(image=keep)
         self._pending_masks = {k: v for k, v in self._pending_masks.items() if k not in removed}
+        self._pending_predicted_masks = {k: v for k, v in self._pending_predicted_masks.items() if k not in removed}
         self._objects = {k: v for k, v in self._objects.items() if k not in removed}
+        self._predicted = {k: v for k, v in self._predicted.items() if k not in removed}
         self._dirty = True
 
     def assign_set(self, selector: Selector, split: str) -> None:
@@ -400,6 +449,8 @@ class Dataset:
         names[index] = cats.check_category_name(new, others)
         self._objects = {k: [replace(a, category=names[index]) if a.category == old else a for a in v]
                          for k, v in self._objects.items()}
+        self._predicted = {k: [replace(a, category=names[index]) if a.category == old else a for a in v]
+                           for k, v in self._predicted.items()}
         self._set_categories(names)
 
     def delete_category(self, name: str, migrate_to: str | None = None) -> None:
@@ -426,21 +477,32 @@ class Dataset:
             self._table[column].values[:] = remap(self._table[column].values)
         lut = {v: int(remap(np.array([i]))[0]) for v, i in self._mask_lut().items()}
         self._pending_masks = {k: remap(m.astype(np.int16)).astype(np.uint8) for k, m in self._pending_masks.items()}
+        self._pending_predicted_masks = {k: remap(m.astype(np.int16)).astype(np.uint8)
+                                         for k, m in self._pending_predicted_masks.items()}
         names = self.categories
         self._objects = _migrate_objects(self._objects, name, migrate_to)
+        self._predicted = _migrate_objects(self._predicted, name, migrate_to)
         del names[index]
         self._table.attrs["mask_lut"] = json.dumps({str(k): v for k, v in lut.items()})
         self._set_categories(names)
 
     def set_mask(self, selector: int | str, mask: np.ndarray | None) -> None:
         """Replace an image's mask (category indices, or bool for anomaly); ``None`` removes it."""
+        self._write_mask(selector, mask, self._pending_masks, "mask")
+
+    def set_predicted_mask(self, selector: int | str, mask: np.ndarray | None) -> None:
+        """Record the mask a model predicted for an image (same encoding as :meth:`set_mask`); ``None`` clears it."""
+        self._write_mask(selector, mask, self._pending_predicted_masks, "pred_mask")
+
+    def _write_mask(self, selector: int | str, mask: np.ndarray | None, pending: dict[int, np.ndarray],
+                    column: str) -> None:
         row = self._position(selector)
         image_id = int(self.ids[row])
         g = self.geometry
         if mask is None:
-            self._pending_masks.pop(image_id, None)
-            self._table["mask_batch"].values[row] = ""
-            self._table["mask_slot"].values[row] = -1
+            pending.pop(image_id, None)
+            self._table[f"{column}_batch"].values[row] = ""
+            self._table[f"{column}_slot"].values[row] = -1
             self._dirty = True
             return
         mask = np.asarray(mask)
@@ -452,7 +514,7 @@ class Dataset:
             mask = mask.astype(np.uint8)
         else:
             mask = mask > 0
-        self._pending_masks[image_id] = mask
+        pending[image_id] = mask
         self._dirty = True
 
     def set_predictions(self, selector: Selector, labels: Sequence[str | None], scores: Sequence[float]) -> None:
@@ -558,25 +620,29 @@ class Dataset:
 
     def _save_locked(self) -> None:
         table = self._table.copy(deep=True)
-        if self._pending_masks:
-            ids = sorted(self._pending_masks)
+        for pending, column in ((self._pending_masks, "mask"), (self._pending_predicted_masks, "pred_mask")):
+            if not pending:
+                continue
+            ids = sorted(pending)
             g = self.geometry
             batch, array = self._store.new_batch("masks", len(ids), (g.height, g.width), np.uint16)
             raw = self._canonical_values()
             table.attrs["mask_lut"] = self._table.attrs["mask_lut"]  # may map a new category's value
             try:
                 for slot, image_id in enumerate(ids):  # bool (anomaly) masks index 0/1, not a selection
-                    array[slot] = raw[self._pending_masks[image_id].astype(np.intp)]
+                    array[slot] = raw[pending[image_id].astype(np.intp)]
             except OSError as exc:
                 raise storage_error(exc, self._store.root) from exc
             positions = self._positions(ids)
-            table["mask_batch"].values[positions] = batch
-            table["mask_slot"].values[positions] = np.arange(len(ids))
+            table[f"{column}_batch"].values[positions] = batch
+            table[f"{column}_slot"].values[positions] = np.arange(len(ids))
         table = with_objects(table, self._objects, self.categories)
+        table = with_objects(table, self._predicted, self.categories, PREDICTED)
         table.attrs["updated"] = _now()
         self._version = self._store.save_table(table)
         self._table = table
         self._pending_masks = {}
+        self._pending_predicted_masks = {}
         self._dirty = False
         self._store.collect_garbage()
 
@@ -602,11 +668,13 @@ class Dataset:
     def reload(self) -> None:
         """Discard unsaved edits and read the last saved version."""
         self._version = self._store.current_version()
-        self._table = self._store.load_table(self._version)
+        self._table = _with_prediction_columns(self._store.load_table(self._version))
         self._objects = objects_from_table(self._table, self.categories)
+        self._predicted = objects_from_table(self._table, self.categories, PREDICTED)
         saved = self._table.attrs.get("generation_report")
         self.last_report = GenerationReport.from_dict(json.loads(saved)) if saved else None
         self._pending_masks = {}
+        self._pending_predicted_masks = {}
         self._batches = {}
         self._dirty = False
 
@@ -673,12 +741,23 @@ def _rows(generated: Generated, table: xr.Dataset) -> xr.Dataset:
             "mask_batch": ("image", np.array([generated.mask_batch if s >= 0 else "" for s in generated.mask_slots],
                                              dtype=object)),
             "mask_slot": ("image", np.asarray(generated.mask_slots, dtype=np.int32)),
+            "pred_mask_batch": ("image", np.full(n, "", dtype=object)),
+            "pred_mask_slot": ("image", np.full(n, -1, dtype=np.int32)),
             "source_width": ("image", np.array([w for w, _ in generated.source_sizes], dtype=np.int32)),
             "source_height": ("image", np.array([h for _, h in generated.source_sizes], dtype=np.int32)),
             "correction": ("image", np.array(generated.corrections, dtype=object)),
         },
         coords={"image": np.arange(first, first + n, dtype=np.int64)},
     )
+
+
+def _with_prediction_columns(table: xr.Dataset) -> xr.Dataset:
+    """Tables saved before predicted masks were stored lack their columns: add them empty."""
+    if "pred_mask_batch" in table or "image" not in table.dims:
+        return table
+    n = table.sizes["image"]
+    return table.assign(pred_mask_batch=("image", np.full(n, "", dtype=object)),
+                        pred_mask_slot=("image", np.full(n, -1, dtype=np.int32)))
 
 
 def _with_rows(table: xr.Dataset, rows: xr.Dataset) -> xr.Dataset:

@@ -63,6 +63,8 @@ def merge_into(target: Dataset, source: Dataset) -> None:
     for offset, old_id in enumerate(source.ids.tolist()):
         if source._objects.get(old_id):  # noqa: SLF001 - names already agree: categories merged by name
             target._objects[first + offset] = list(source._objects[old_id])  # noqa: SLF001
+        if source._predicted.get(old_id):  # noqa: SLF001
+            target._predicted[first + offset] = list(source._predicted[old_id])  # noqa: SLF001
     target._dirty = True  # noqa: SLF001
 
 

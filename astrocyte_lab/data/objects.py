@@ -2,10 +2,13 @@
 
 In the table, objects live along an ``object`` dimension (one row per box / rotated box / polygon,
 pointing at its image id) and polygon vertices along a ``vertex`` dimension, so a version of the
-table carries its annotations and saves atomically with everything else.
+table carries its annotations and saves atomically with everything else. A model's predicted objects
+(from a test) use the same layout under other names (:data:`PREDICTED`), kept apart from the annotations.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -13,14 +16,32 @@ import xarray as xr
 
 from astrocyte_lab.data.annotations import Annotation, Box, Polygon, RotatedBox
 
-OBJECT_VARS: tuple[str, ...] = (
-    "obj_image", "obj_category", "obj_kind", "obj_x1", "obj_y1", "obj_x2", "obj_y2", "obj_cx", "obj_cy", "obj_w",
-    "obj_h", "obj_angle", "obj_pseudo", "obj_score", "obj_vstart", "obj_vcount", "vertex_x", "vertex_y")
+_FIELDS: tuple[str, ...] = ("image", "category", "kind", "x1", "y1", "x2", "y2", "cx", "cy", "w", "h", "angle",
+                             "pseudo", "score", "vstart", "vcount")
 _KINDS = {Box: 0, RotatedBox: 1, Polygon: 2}
 
 
-def objects_to_vars(objects: dict[int, list[Annotation]], categories: list[str]) -> dict[str, tuple]:
-    """Columns (``object`` and ``vertex`` dims) for the objects of every image, in image id order."""
+@dataclass(frozen=True)
+class Layout:
+    """Names of one object list's columns: ``{prefix}_{field}`` along ``dim``, vertices along ``vertex_dim``."""
+
+    prefix: str
+    dim: str
+    vertex_dim: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*(f"{self.prefix}_{f}" for f in _FIELDS), f"{self.vertex_dim}_x", f"{self.vertex_dim}_y")
+
+
+ANNOTATED = Layout("obj", "object", "vertex")  # ground truth and pseudo labels
+PREDICTED = Layout("pobj", "pobject", "pvertex")  # a model's predictions, written back by a test
+OBJECT_VARS: tuple[str, ...] = ANNOTATED.names
+
+
+def objects_to_vars(objects: dict[int, list[Annotation]], categories: list[str],
+                    layout: Layout = ANNOTATED) -> dict[str, tuple]:
+    """Columns (object and vertex dims of ``layout``) for the objects of every image, in image id order."""
     rows: list[tuple[int, Annotation]] = [(i, a) for i in sorted(objects) for a in objects[i]]
     n = len(rows)
     nan = np.float32(np.nan)
@@ -47,18 +68,20 @@ def objects_to_vars(objects: dict[int, list[Annotation]], categories: list[str])
             vstart[row], vcount[row] = len(vx), len(ann.points)
             vx += [p[0] for p in ann.points]
             vy += [p[1] for p in ann.points]
-    out: dict[str, tuple] = {f"obj_{k}": ("object", v) for k, v in cols.items()}
-    out.update(obj_image=("object", image), obj_category=("object", category), obj_kind=("object", kind),
-               obj_pseudo=("object", pseudo), obj_vstart=("object", vstart), obj_vcount=("object", vcount),
-               vertex_x=("vertex", np.asarray(vx, np.float64)), vertex_y=("vertex", np.asarray(vy, np.float64)))
+    cols.update(image=image, category=category, kind=kind, pseudo=pseudo, vstart=vstart, vcount=vcount)
+    out: dict[str, tuple] = {f"{layout.prefix}_{k}": (layout.dim, v) for k, v in cols.items()}
+    out[f"{layout.vertex_dim}_x"] = (layout.vertex_dim, np.asarray(vx, np.float64))
+    out[f"{layout.vertex_dim}_y"] = (layout.vertex_dim, np.asarray(vy, np.float64))
     return out
 
 
-def objects_from_table(table: xr.Dataset, categories: list[str]) -> dict[int, list[Annotation]]:
+def objects_from_table(table: xr.Dataset, categories: list[str],
+                       layout: Layout = ANNOTATED) -> dict[int, list[Annotation]]:
     """Rebuild per-image annotation lists from the table's object columns (empty when it has none)."""
-    if "obj_image" not in table:
+    if f"{layout.prefix}_image" not in table:
         return {}
-    v = {name: np.asarray(table[name].values) for name in OBJECT_VARS}
+    v = {name.replace(f"{layout.prefix}_", "obj_", 1).replace(f"{layout.vertex_dim}_", "vertex_", 1):
+         np.asarray(table[name].values) for name in layout.names}
     out: dict[int, list[Annotation]] = {}
     for row in range(v["obj_image"].size):
         name = categories[int(v["obj_category"][row])]
@@ -80,11 +103,12 @@ def objects_from_table(table: xr.Dataset, categories: list[str]) -> dict[int, li
     return out
 
 
-def with_objects(table: xr.Dataset, objects: dict[int, list[Annotation]], categories: list[str]) -> xr.Dataset:
-    """A copy of ``table`` whose object columns hold ``objects``."""
-    table = table.drop_vars([name for name in OBJECT_VARS if name in table])
-    table = table.drop_dims([d for d in ("object", "vertex") if d in table.dims])
-    return table.assign(objects_to_vars(objects, categories))
+def with_objects(table: xr.Dataset, objects: dict[int, list[Annotation]], categories: list[str],
+                 layout: Layout = ANNOTATED) -> xr.Dataset:
+    """A copy of ``table`` whose object columns (of ``layout``) hold ``objects``."""
+    table = table.drop_vars([name for name in layout.names if name in table])
+    table = table.drop_dims([d for d in (layout.dim, layout.vertex_dim) if d in table.dims])
+    return table.assign(objects_to_vars(objects, categories, layout))
 
 
 def polygons_from_mask(mask: np.ndarray, categories: list[str], background: int = 0,

@@ -159,9 +159,9 @@ class DatasetStore:
 def batches_of(table: xr.Dataset) -> set[tuple[str, str]]:
     """The (kind, batch) pairs a table refers to."""
     used = {("pixels", str(b)) for b in np.unique(np.asarray(table["pixel_batch"].values, dtype=object))}
-    if "mask_batch" in table:
-        used |= {("masks", str(b)) for b in np.unique(np.asarray(table["mask_batch"].values, dtype=object))
-                 if str(b)}
+    for column in ("mask_batch", "pred_mask_batch"):
+        if column in table:
+            used |= {("masks", str(b)) for b in np.unique(np.asarray(table[column].values, dtype=object)) if str(b)}
     return used
 
 
