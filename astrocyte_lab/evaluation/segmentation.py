@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from astrocyte_lab.data.dataset import Dataset
 from astrocyte_lab.data.workspace import Workspace
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.modules.segmentation import postprocess
@@ -54,8 +55,12 @@ class SegmentationReport:
 
 def evaluate_segmenter(workspace: Workspace, model_name: str, dataset_name: str,
                        subset: Subset | list[int] = "validation", device: str = "auto",
-                       keep_masks: bool = True) -> SegmentationReport:
-    """Predict every selected image at its stored resolution and compare with its ground-truth mask."""
+                       keep_masks: bool = True, write_back: bool = True) -> SegmentationReport:
+    """Predict every selected image at its stored resolution and compare with its ground-truth mask.
+
+    ``write_back`` stores each predicted mask in the dataset (``Dataset.predicted_mask``) and saves it, so
+    overlays can be drawn later without running the model again; ``keep_masks`` also keeps them in the report.
+    """
     net, record, spec = load_network(workspace, model_name)
     dataset = workspace.dataset(dataset_name)
     categories = list(record["categories"])
@@ -63,6 +68,8 @@ def evaluate_segmenter(workspace: Workspace, model_name: str, dataset_name: str,
         raise AstrocyteError(f"model {model_name!r} knows {categories}, dataset {dataset_name!r} has "
                              f"{dataset.categories}: no category in common")
     remap = np.array([categories.index(c) if c in categories else -1 for c in dataset.categories], np.int64)
+    to_dataset = np.array([dataset.categories.index(c) if c in dataset.categories else -1 for c in categories],
+                          np.int64)
     table = dataset.table
     rows = table.loc[subset] if isinstance(subset, list) else table if subset == "all" else \
         table[table["assigned"] == subset]
@@ -93,12 +100,23 @@ def evaluate_segmenter(workspace: Workspace, model_name: str, dataset_name: str,
                           **{f"area_{c}": int((predicted == i).sum()) for i, c in enumerate(categories)}})
         if keep_masks:
             masks[int(image_id)] = predicted
+        if write_back:
+            _write_back(dataset, int(image_id), predicted, to_dataset)
+    if write_back:
+        dataset.save()
     ious = postprocess.iou_per_class(total)
     defects = np.delete(ious, background)
     return SegmentationReport(model_name, dataset_name, categories, dict(zip(categories, ious.tolist(), strict=True)),
                               postprocess.mean_iou(ious), postprocess.mean_iou(defects),
                               postprocess.pixel_accuracy(total), total,
                               pd.DataFrame(per_image).set_index("image_id"), masks)
+
+
+def _write_back(dataset: Dataset, image_id: int, predicted: np.ndarray, to_dataset: np.ndarray) -> None:
+    """Store a predicted mask in dataset category indices (model-only categories become the background)."""
+    background = dataset.categories.index("background") if "background" in dataset.categories else 0
+    lut = np.where(to_dataset >= 0, to_dataset, background).astype(np.uint8)
+    dataset.set_predicted_mask(image_id, lut[predicted])
 
 
 @torch.no_grad()

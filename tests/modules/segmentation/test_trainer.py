@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -27,6 +28,10 @@ def test_train_and_test_reports_iou(blobs) -> None:
     assert report.iou["background"] > 0.9 and report.mean_iou > 0.5, report.iou  # it learned the squares at least
     assert len(report.masks) == len(ws.dataset(name)) and report.masks[0].shape == (64, 64)
     assert 0 < report.accuracy <= 1 and len(report.per_image) == len(ws.dataset(name))
+    stored = ws.dataset(name)  # written back for overlays, in the dataset's own category indices
+    lut = np.array([stored.categories.index(c) for c in record["categories"]])
+    assert all(np.array_equal(stored.predicted_mask(i), lut[mask]) for i, mask in report.masks.items())
+    assert stored.table["has_predicted_mask"].all()
 
 
 def test_tiling_trains_on_tiles_and_stitches(blobs) -> None:
