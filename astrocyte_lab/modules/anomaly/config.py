@@ -1,0 +1,59 @@
+"""Anomaly detection hyper parameters."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from astrocyte_lab.modules.anomaly.registry import BACKBONES, DEFAULT_BACKBONE
+from astrocyte_lab.training.config import TrainConfig
+
+
+class AnomalyConfig(TrainConfig):
+    """Training an anomaly detector on the Normal images of the training set.
+
+    ``granularity``: ``pixel`` (default), ``pixel_low_res`` (half the input resolution) or ``image``.
+    ``algorithm`` picks the pixel-level model: ``patchcore`` (default) or ``padim``. PatchCore keeps a memory
+    bank of patch features chosen by a greedy k-center coreset: ``coreset_ratio`` of all training patches,
+    at most ``memory_bank_size`` entries (the bound on memory and on inference time). ``threshold`` and
+    ``heatmap_ratio`` are the defaults written into packages until testing picks a threshold; the heatmap
+    shows pixels whose anomaly value reaches ``heatmap_ratio * threshold``. ``outlier_exposure`` (image level
+    only) tunes the feature model on synthetic anomalies made from the normal training images. Epochs,
+    learning rate, optimiser and augmentation do not apply: these models are fitted in one pass over the
+    features of a frozen pretrained backbone.
+    """
+
+    architecture: str = DEFAULT_BACKBONE
+    granularity: Literal["pixel", "pixel_low_res", "image"] = "pixel"
+    algorithm: Literal["patchcore", "padim"] = "patchcore"
+    coreset_ratio: float = Field(0.01, gt=0.0, le=1.0, description="share of training patches kept (PatchCore)")
+    memory_bank_size: int = Field(8192, ge=1, le=1_000_000, description="most patches the memory bank keeps")
+    coreset_candidates: int = Field(200_000, ge=1000, description="patches drawn at random before the greedy "
+                                                                   "coreset (bounds fit time and memory)")
+    coreset_projection: int = Field(64, ge=8, le=1024, description="random projection width for the coreset")
+    padim_features: int = Field(100, ge=8, le=1024, description="feature channels PaDiM keeps")
+    blur_sigma: float = Field(4.0, gt=0.0, le=32.0, description="Gaussian smoothing of the anomaly map (pixels)")
+    outlier_exposure: bool = True
+    threshold: float | None = Field(None, description="anomaly threshold; None: chosen from validation")
+    heatmap_ratio: float = Field(0.9, gt=0.0, le=10.0, description="heatmap threshold as a share of the "
+                                                                    "anomaly threshold")
+    tiling: bool = False
+    tile_size: tuple[int, int] = (256, 256)
+    tile_overlap: float = Field(0.25, ge=0.0, le=0.5)
+    batch_size: int = Field(8, ge=1, le=4096)
+    epochs: int = Field(1, ge=1, le=100_000)
+
+    @field_validator("architecture")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in BACKBONES:
+            raise ValueError(f"unknown architecture {value!r}; choose from {sorted(BACKBONES)}")
+        return value
+
+    @field_validator("tile_size")
+    @classmethod
+    def _tile(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] < 32 or value[1] < 32:
+            raise ValueError(f"tile size must be at least 32 x 32, got {value[0]} x {value[1]}")
+        return value

@@ -1,0 +1,63 @@
+"""A bounded, allocation-free greedy k-center coreset for PatchCore's memory bank.
+
+anomalib's ``KCenterGreedy`` projects every training patch and, at each of its thousands of steps, allocates
+a fresh distance tensor over all of them; on CPU that is slow (8 minutes for the magnetic-tile benchmark) and
+can fragment the allocator until the process is killed. The selection here is the same greedy rule (always
+add the patch farthest from the patches already chosen) with three changes that bound time and memory:
+
+* at most ``max_candidates`` patches take part, drawn uniformly at random (the rest are never candidates);
+* distances are measured after a Gaussian random projection to ``projection`` dimensions (distances are
+  roughly preserved, Johnson-Lindenstrauss), computed in place into one preallocated buffer per step;
+* the coreset holds at most ``size`` patches, the user-visible memory bank cap.
+
+Cost: ``size`` steps over ``max_candidates x projection`` floats, with no allocation after the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def coreset_size(patches: int, ratio: float, cap: int) -> int:
+    """How many patches the bank keeps: ``ratio`` of them, at least 1, at most ``cap`` and ``patches``."""
+    return max(1, min(patches, cap, int(round(patches * ratio))))
+
+
+@torch.no_grad()
+def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 64, max_candidates: int = 200_000,
+                   seed: int = 0, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Indices (into ``features``' rows) of ``size`` patches chosen by greedy k-center selection.
+
+    ``features`` is ``(N, D)``. The first centre is a random candidate; each next one is the candidate whose
+    distance to its nearest chosen centre is largest. ``progress(step, size)`` is called now and then.
+    """
+    total = features.shape[0]
+    if size >= total:
+        return torch.arange(total)
+    generator = torch.Generator().manual_seed(seed)
+    candidates = torch.randperm(total, generator=generator)[:max_candidates] if total > max_candidates else \
+        torch.arange(total)
+    points = features[candidates].float()
+    if points.shape[1] > projection:
+        matrix = torch.randn(points.shape[1], projection, generator=generator) / projection ** 0.5
+        points = points @ matrix
+    points = points.contiguous()
+    norms = (points * points).sum(1)
+    nearest = torch.full((points.shape[0],), float("inf"))
+    buffer = torch.empty_like(nearest)
+    chosen = torch.empty(size, dtype=torch.long)
+    index = int(torch.randint(points.shape[0], (1,), generator=generator))
+    every = max(1, size // 50)
+    for step in range(size):
+        chosen[step] = index
+        centre = points[index]
+        # squared distance to the new centre, in place: |x|^2 - 2 x.c + |c|^2
+        torch.addmv(norms, points, centre, alpha=-2.0, out=buffer)
+        buffer.add_(norms[index])
+        torch.minimum(nearest, buffer, out=nearest)
+        index = int(torch.argmax(nearest))
+        if progress is not None and step % every == 0:
+            progress(step, size)
+    return candidates[chosen]

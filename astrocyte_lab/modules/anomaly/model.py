@@ -1,0 +1,192 @@
+"""The exportable anomaly detector: an anomalib torch model plus the anomaly-map step, kept apart from training.
+
+:class:`AnomalyNet` wraps one of anomalib's torch models, built with ``pre_trained=False`` and given the
+backbone weights from :mod:`registry` (never downloaded):
+
+* ``patchcore`` (``PatchcoreModel``): pooled multi-level patch features, distance of each patch to its
+  nearest neighbour in the memory bank (anomalib's ``euclidean_dist``; the bank is scanned in chunks so the
+  distance matrix stays small at high resolution);
+* ``padim`` (``PadimModel``): Mahalanobis distance of each patch to the Gaussian of its position;
+* ``dfm`` (``DFMModel``, image level): PCA feature-reconstruction error or Gaussian NLL of the pooled
+  features of one deeper level.
+
+``forward`` maps a normalised ``(N, C, H, W)`` batch (grey repeats to 3 channels) to ``(score (N,),
+anomaly_map (N, 1, H, W))``. For the pixel-level models the patch distances are brought to the input size
+(nearest for PatchCore, bilinear for PaDiM, as anomalib does) and smoothed by anomalib's Gaussian kernel
+applied as two 1-D passes (:class:`SeparableBlur`: the same numbers, ~16x cheaper than the 2-D convolution
+at 1024 x 1024), and the score is the map's maximum (the manual's "highest pixel activation"). For DFM the
+score is anomalib's and the map the reconstruction error upsampled (``nll`` has no map: zeros).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from astrocyte_lab.modules.anomaly.registry import BACKBONES
+from astrocyte_lab.training import weights
+
+BANK_CHUNK = 2048  # memory-bank rows compared at a time (bounds the distance matrix)
+
+
+class SeparableBlur(nn.Module):
+    """anomalib's ``GaussianBlur2d`` (reflect padding, normalised kernel) as a row pass and a column pass."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        from anomalib.models.components.filters import GaussianBlur2d
+
+        kernel = GaussianBlur2d(sigma=(sigma, sigma), channels=1).kernel[0, 0]  # (k, k) = outer(ky, kx)
+        self.register_buffer("row", kernel.sum(0).reshape(1, 1, 1, -1).clone(), persistent=False)
+        self.register_buffer("column", kernel.sum(1).reshape(1, 1, -1, 1).clone(), persistent=False)
+        self.half = kernel.shape[-1] // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        pad_x, pad_y = min(self.half, int(width) - 1), min(self.half, int(height) - 1)
+        row = self.row[..., self.half - pad_x:self.half + pad_x + 1]
+        column = self.column[..., self.half - pad_y:self.half + pad_y + 1, :]
+        x = F.conv2d(F.pad(x, (pad_x, pad_x, 0, 0), mode="reflect"), row / row.sum())
+        return F.conv2d(F.pad(x, (0, 0, pad_y, pad_y), mode="reflect"), column / column.sum())
+
+
+class AnomalyNet(nn.Module):
+    """One anomalib model with its backbone; see the module docstring for what ``forward`` returns."""
+
+    def __init__(self, architecture: str, kind: str = "patchcore", pretrained: bool = True, *,
+                 padim_features: int = 100, blur_sigma: float = 4.0, dfm_components: float = 0.97,
+                 dfm_score: str = "fre") -> None:
+        super().__init__()
+        if architecture not in BACKBONES:
+            raise KeyError(f"unknown architecture {architecture!r}; choose from {sorted(BACKBONES)}")
+        backbone = BACKBONES[architecture]
+        self.architecture, self.kind = architecture, kind
+        if kind == "patchcore":
+            from anomalib.models.image.patchcore.torch_model import PatchcoreModel
+
+            self.model = PatchcoreModel(layers=list(backbone.layers), backbone=architecture, pre_trained=False,
+                                        num_neighbors=1)
+        elif kind == "padim":
+            from anomalib.models.image.padim.torch_model import PadimModel
+
+            total = _channels(architecture, backbone.layers)
+            self.model = PadimModel(backbone=architecture, layers=list(backbone.layers), pre_trained=False,
+                                    n_features=min(padim_features, total))
+        elif kind == "dfm":
+            from anomalib.models.image.dfm.torch_model import DFMModel
+
+            self.model = DFMModel(backbone=architecture, layer=backbone.image_layer, pre_trained=False,
+                                  n_comps=dfm_components, score_type=dfm_score)
+        else:
+            raise KeyError(f"unknown anomaly model {kind!r} (patchcore, padim or dfm)")
+        self.blur = SeparableBlur(blur_sigma)
+        self.pretrained_loaded = False
+        if pretrained:
+            state = backbone.state()
+            if state is not None:
+                self.extractor.load_state_dict(state, strict=False)
+                self.pretrained_loaded = True
+            else:
+                weights.warn_random_init(architecture)
+        self.model.eval()
+
+    @property
+    def extractor(self) -> nn.Module:
+        """The timm feature network inside anomalib's feature extractor."""
+        return self.model.feature_extractor.feature_extractor
+
+    @staticmethod
+    def _three(x: torch.Tensor) -> torch.Tensor:
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+    # ------------------------------------------------------------------------------------------ training side
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Training features: PatchCore / PaDiM ``(N, D, h, w)`` patch embeddings, DFM ``(N, F)`` vectors."""
+        x = self._three(x)
+        m = self.model
+        if self.kind == "patchcore":
+            features = m.feature_extractor(x)
+            return m.generate_embedding({k: m.feature_pooler(v) for k, v in features.items()})
+        if self.kind == "padim":
+            return m.generate_embedding(m.feature_extractor(x))
+        return m.get_features(x)[0]
+
+    def set_memory_bank(self, bank: torch.Tensor) -> None:
+        self.model.memory_bank = bank.float().contiguous()
+
+    # ------------------------------------------------------------------------------------------ inference
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self._three(x)
+        size = x.shape[-2:]
+        with torch.no_grad():
+            if self.kind == "dfm":
+                return self._dfm(x)
+            if self.kind == "patchcore":
+                patches = self._patchcore_distances(x)
+                amap = F.interpolate(patches, size=size)  # nearest, as anomalib's PatchCore map
+            else:
+                m = self.model
+                embedding = m.generate_embedding(m.feature_extractor(x))
+                patches = m.anomaly_map_generator.compute_distance(
+                    embedding, [m.gaussian.mean, m.gaussian.inv_covariance])
+                amap = F.interpolate(patches, size=size, mode="bilinear", align_corners=False)
+            amap = self.blur(amap)
+            return amap.flatten(1).amax(1), amap
+
+    def _dfm(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """anomalib's DFM scoring, with shapes taken from the tensors so the exported batch size is free."""
+        m = self.model
+        pooled = m.feature_extractor(x)[m.layer]
+        if m.pooling_kernel_size > 1:
+            pooled = F.avg_pool2d(pooled, kernel_size=m.pooling_kernel_size)
+        flat = pooled.flatten(1)
+        projected = m.pca_model.transform(flat)
+        if m.score_type == "nll":
+            return m.gaussian_model.score_samples(projected), torch.zeros_like(x[:, :1])
+        error = torch.square(flat - m.pca_model.inverse_transform(projected))
+        amap = error.view_as(pooled).sum(1, keepdim=True)
+        return error.sum(1), F.interpolate(amap, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    def _patchcore_distances(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, h, w)`` distance of every patch to its nearest memory-bank entry."""
+        m = self.model
+        embedding = self.embed(x)
+        batch, dim, height, width = embedding.shape
+        flat = m.reshape_embedding(embedding)
+        bank = m.memory_bank
+        best = None
+        for start in range(0, bank.shape[0], BANK_CHUNK):  # unrolled at export: the bank size is fixed
+            nearest = m.euclidean_dist(flat, bank[start:start + BANK_CHUNK]).amin(1)
+            best = nearest if best is None else torch.minimum(best, nearest)
+        assert best is not None, "the memory bank is empty"
+        return best.reshape(batch, height, width).unsqueeze(1)
+
+
+def _channels(architecture: str, layers: tuple[str, ...]) -> int:
+    import timm
+
+    net = timm.create_model(architecture, pretrained=False, features_only=True, exportable=True)
+    names = [info["module"] for info in net.feature_info.info]
+    return int(sum(net.feature_info.channels()[names.index(layer)] for layer in layers))
+
+
+def low_res(width: int, height: int) -> tuple[int, int]:
+    """The Pixel-Level Low Res input size: half of each side (at least 32 pixels)."""
+    return max(32, math.ceil(width / 2)), max(32, math.ceil(height / 2))
+
+
+class AnomalyExport(nn.Module):
+    """What goes into ONNX: outputs ``score`` ``(N,)`` and ``anomaly_map`` ``(N, 1, H, W)``."""
+
+    def __init__(self, net: AnomalyNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(image)
