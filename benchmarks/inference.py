@@ -13,19 +13,22 @@ spread over ``--passes`` passes through the rows, so a change of machine load re
               same preprocessing
 
 and prints the ratio eager / package beside the vendor's reference figure. onnxruntime and torch use the
-same number of intra-op threads (``--threads``, default 2). Later modules add rows: append a function to
-``ROWS`` that takes the :class:`Bench` and returns ``(label, callable)`` (or ``None`` to skip).
+same number of intra-op threads (``--threads``, default 2). ``--module`` times another module's model
+instead: its case is built by ``benchmarks/inference_<module>.py`` (see ``latency_case.py``), e.g. the
+segmentation row: a 2048x2048x1 image segmented at 1024x1024x1.
 
-    .venv/bin/python benchmarks/inference.py [--architecture resnet18] [--runs 30] [--threads 2]
+    .venv/bin/python benchmarks/inference.py [--module segmentation] [--architecture resnet18] [--runs 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,6 +37,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from latency_case import Case  # noqa: E402 - the scripts folder is not a package
+
+MODULE_CASES = ("classification", "anomaly", "detection", "segmentation")
 
 WIDTH, HEIGHT = 768, 512
 VENDOR_REFERENCE_MS = 31.9  # the vendor's published figure, 768x512x1, 16-core Intel i9-12900K
@@ -162,16 +170,57 @@ def p90(values: list[float]) -> float:
     return float(np.percentile(values, 90))
 
 
+def classification_case(workdir: Path, threads: int, architecture: str, per_class: int) -> Case:
+    """The classification rows: the 768x512x1 classifier built by :func:`build`."""
+    import torch
+
+    from astrocyte_lab.runtime import load_package
+
+    package, net, spec, record, build_s = build(workdir, architecture, per_class)
+    predictor = load_package(package, threads=threads)
+    image = np.asarray(cv2.imread(str(sorted((workdir / "images" / "scratch").glob("*.png"))[0]),
+                                  cv2.IMREAD_GRAYSCALE))
+    assert image.shape == (HEIGHT, WIDTH) and image.dtype == np.uint8
+    bench = Bench(image, predictor, net.eval(), spec, threads)
+    with torch.no_grad():
+        eager_logits = net(torch.from_numpy(bench.tensor)[None]).numpy()[0]
+    package_logits = predictor.run(bench.tensor[None])["logits"][0]
+    agreement = float(np.abs(eager_logits - package_logits).max())
+    rows = [made for made in (row(bench) for row in ROWS) if made is not None]
+    details = [f"model: 1 epoch ({record['images']['train']} training + {record['images']['validation']} "
+               f"validation images), pretrained weights "
+               f"{'loaded' if record['pretrained'] else 'NOT available (random init)'}; build + train + export "
+               f"{build_s:.1f} s; max |logit eager - package| = {agreement:.2e}"]
+    return Case(f"{architecture} classifier at {spec.width}x{spec.height}x{spec.channels} (width x height x "
+                "channels), batch 1", rows, PACKAGE_ROW, EAGER_ROW, VENDOR_REFERENCE_MS,
+                "16-core Intel i9-12900K, 768x512x1", details)
+
+
+def module_case(module: str, workdir: Path, threads: int) -> Case:
+    """Another module's rows, from ``benchmarks/inference_<module>.py`` (see ``latency_case.py``)."""
+    path = Path(__file__).with_name(f"inference_{module}.py")
+    if not path.exists():
+        raise SystemExit(f"no latency case for {module!r}: {path.name} is missing")
+    spec = importlib.util.spec_from_file_location(f"inference_{module}", path)
+    assert spec is not None and spec.loader is not None
+    case_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(case_module)
+    return case_module.build_case(workdir, threads)
+
+
 def main() -> None:
     from astrocyte_lab.modules.classification.registry import ARCHITECTURES, DEFAULT_ARCHITECTURE
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--architecture", default=DEFAULT_ARCHITECTURE, choices=sorted(ARCHITECTURES))
+    parser.add_argument("--module", default="classification", choices=MODULE_CASES,
+                        help="which module's model to time (default classification)")
+    parser.add_argument("--architecture", default=DEFAULT_ARCHITECTURE, choices=sorted(ARCHITECTURES),
+                        help="classification only")
     parser.add_argument("--runs", type=int, default=30, help="timed calls per row (at least 20)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls per row before its first pass")
     parser.add_argument("--passes", type=int, default=3, help="the runs are split into this many passes")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for onnxruntime and torch")
-    parser.add_argument("--images-per-class", type=int, default=3)
+    parser.add_argument("--images-per-class", type=int, default=3, help="classification only")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="kept afterwards (emptied first if an earlier run made it); default: a temporary folder")
     args = parser.parse_args()
@@ -184,46 +233,32 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from astrocyte_lab.runtime import load_package
-
     torch.set_num_threads(args.threads)
     workdir = fresh_workdir(args.workdir, "astro-latency-", parser)
     try:
-        package, net, spec, record, build_s = build(workdir, args.architecture, args.images_per_class)
-        predictor = load_package(package, threads=args.threads)
-        image = np.asarray(cv2.imread(str(sorted((workdir / "images" / "scratch").glob("*.png"))[0]),
-                                      cv2.IMREAD_GRAYSCALE))
-        assert image.shape == (HEIGHT, WIDTH) and image.dtype == np.uint8
-        bench = Bench(image, predictor, net.eval(), spec, args.threads)
-
-        with torch.no_grad():
-            eager_logits = net(torch.from_numpy(bench.tensor)[None]).numpy()[0]
-        package_logits = predictor.run(bench.tensor[None])["logits"][0]
-        agreement = float(np.abs(eager_logits - package_logits).max())
-
-        rows = [made for made in (row(bench) for row in ROWS) if made is not None]
-        times = measure([call for _, call in rows], args.warmup, args.runs, args.passes)
-        results = [(label, statistics.median(t), p90(t)) for (label, _), t in zip(rows, times, strict=True)]
+        if args.module == "classification":
+            case = classification_case(workdir, args.threads, args.architecture, args.images_per_class)
+        else:
+            case = module_case(args.module, workdir, args.threads)
+        times = measure([call for _, call in case.rows], args.warmup, args.runs, args.passes)
+        results = [(label, statistics.median(t), p90(t)) for (label, _), t in zip(case.rows, times, strict=True)]
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     by_label = {label: (med, hi) for label, med, hi in results}
-    package_ms = by_label[PACKAGE_ROW][0]
-    eager_ms = by_label[EAGER_ROW][0]
+    package_ms = by_label[case.package_row][0]
+    eager_ms = by_label[case.eager_row][0]
     load_after = os.getloadavg()
-    print(f"CPU inference latency, {args.architecture} classifier at {spec.width}x{spec.height}x{spec.channels} "
-          f"(width x height x channels), batch 1")
+    print(f"CPU inference latency, {case.title}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"1-min load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (this benchmark itself "
           f"adds up to {args.threads})")
     print(f"threads: onnxruntime intra-op {args.threads} (inter-op 1), torch {torch.get_num_threads()} "
           f"(inter-op {torch.get_num_interop_threads()}); onnxruntime {onnxruntime.__version__}, "
           f"torch {torch.__version__}")
-    print(f"model: 1 epoch ({record['images']['train']} training + {record['images']['validation']} validation "
-          f"images), pretrained weights "
-          f"{'loaded' if record['pretrained'] else 'NOT available (random init)'}; build + train + export "
-          f"{build_s:.1f} s; max |logit eager - package| = {agreement:.2e}")
+    for line in case.details:
+        print(line)
     print(f"timing: {args.runs} calls per row in {args.passes} passes over the rows, {args.warmup} warm-up calls "
           "before the first pass, wall clock per call\n")
     width = max(len(label) for label, _, _ in results)
@@ -231,8 +266,8 @@ def main() -> None:
     for label, med, hi in results:
         print(f"{label:<{width}}  {med:>10.1f}  {hi:>8.1f}")
     print(f"\nratio eager / package (median): {eager_ms / package_ms:.2f}x")
-    print(f"vendor reference: {VENDOR_REFERENCE_MS} ms (16-core Intel i9-12900K, 768x512x1); "
-          f"package here / reference: {package_ms / VENDOR_REFERENCE_MS:.2f}x")
+    print(f"vendor reference: {case.vendor_ms} ms ({case.vendor_text}); "
+          f"package here / reference: {package_ms / case.vendor_ms:.2f}x")
 
 
 if __name__ == "__main__":
