@@ -9,6 +9,7 @@ import typer
 
 from astrocyte_lab.cli_common import WorkspaceOption, fail, workspace_of
 from astrocyte_lab.errors import AstrocyteError
+from astrocyte_lab.formats.registry import build_database
 
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="voc, coco, kitti, yolo or text.")]
 AnnotationsOption = Annotated[Path, typer.Option(
@@ -41,42 +42,6 @@ def object_counts(dataset) -> dict[str, int]:
     return counts
 
 
-def build_database(format: str, annotations: Path, images: Path, masks: Path | None = None,
-                   names: Path | None = None, columns: str = "", separator: str = "tab", per_image: bool = True,
-                   class_by: str = "name", index_file: Path | None = None, index_base: int = 0,
-                   target: str = "box", box_format: str = "xyxy", skip_header: int = 0, pairs: Path | None = None,
-                   image_stem_suffix: str = "", skip_missing_images: bool = False):
-    """The database reader the options describe."""
-    from astrocyte_lab.formats import (
-        CocoDatabase,
-        KittiDatabase,
-        TextDatabase,
-        TextFormat,
-        VocDatabase,
-        YoloDatabase,
-    )
-
-    if format == "voc":
-        return VocDatabase(annotations, images, masks, skip_missing_images)
-    if format == "coco":
-        return CocoDatabase(annotations, images, masks, skip_missing_images)
-    if format == "kitti":
-        return KittiDatabase(annotations, images, skip_missing_images)
-    if format == "yolo":
-        if names is None:
-            raise AstrocyteError("a YOLO database needs --names (the class-names file)")
-        return YoloDatabase(annotations, images, names, skip_missing_images)
-    if format == "text":
-        if not columns:
-            raise AstrocyteError("a text database needs --columns, e.g. class,x1,y1,x2,y2")
-        config = TextFormat(
-            path=annotations, image_folder=images, columns=[c for c in columns.split(",") if c], per_image=per_image,
-            separator=separator, class_by=class_by, index_file=index_file, index_base=index_base,  # type: ignore
-            target=target, box_format=box_format, skip_header_lines=skip_header, pairs=pairs,  # type: ignore
-            image_stem_suffix=image_stem_suffix, masks=masks, skip_missing_images=skip_missing_images)
-        config.validate()
-        return TextDatabase(config)
-    raise AstrocyteError(f"unknown database format {format!r}: choose voc, coco, kitti, yolo or text")
 
 
 def register(datasets_app: typer.Typer) -> None:
