@@ -17,6 +17,7 @@ class ModuleEntry:
     train_job: str
     evaluate: str
     export: str
+    architectures: str = ""  # "package.module:TABLE", a dict of the architectures offered (UI choices)
 
     def load(self, what: str) -> Callable[..., Any]:
         target = getattr(self, what)
@@ -39,7 +40,8 @@ MODULES: dict[str, ModuleEntry] = {
         "astrocyte_lab.modules.classification.config:ClassificationConfig",
         "astrocyte_lab.modules.classification.trainer:train_job",
         "astrocyte_lab.evaluation.classification:evaluate_classifier",
-        "astrocyte_lab.modules.classification.export:export_package"),
+        "astrocyte_lab.modules.classification.export:export_package",
+        "astrocyte_lab.modules.classification.registry:ARCHITECTURES"),
     "detection": ModuleEntry(
         "astrocyte_lab.modules.detection.config:DetectionConfig",
         "astrocyte_lab.modules.detection.trainer:train_job",
@@ -49,8 +51,17 @@ MODULES: dict[str, ModuleEntry] = {
         "astrocyte_lab.modules.segmentation.config:SegmentationConfig",
         "astrocyte_lab.modules.segmentation.trainer:train_job",
         "astrocyte_lab.evaluation.segmentation:evaluate_segmenter",
-        "astrocyte_lab.modules.segmentation.export:export_package"),
+        "astrocyte_lab.modules.segmentation.export:export_package",
+        "astrocyte_lab.modules.segmentation.registry:SEGMENTATION_ARCHITECTURES"),
 }
+
+
+def architecture_names(module: str) -> list[str]:
+    """The architectures ``module`` offers, or an empty list when its table is not registered."""
+    module_entry = entry(module)
+    if not module_entry.architectures:
+        return []
+    return list(module_entry.load("architectures"))
 
 
 def entry(module: str) -> ModuleEntry:

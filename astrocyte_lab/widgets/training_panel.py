@@ -1,0 +1,199 @@
+"""The Training tab: dataset, devices, hyper parameters, augmentations with preview, train, live plots.
+
+The form is built from the module's config class; training is the module's ``train_job``; the plot and the
+status bar only follow the job's events. "Train" asks at the end whether to keep the model, "Train and save"
+keeps it at once.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+
+import ipywidgets as widgets
+
+from astrocyte_lab.errors import AstrocyteError
+from astrocyte_lab.evaluation import render
+from astrocyte_lab.modules.registry import architecture_names, entry
+from astrocyte_lab.widgets.forms import ConfigForm
+from astrocyte_lab.widgets.live_plot import LivePlot
+from astrocyte_lab.widgets.state import AppState
+
+BASIC = ["architecture", "epochs", "batch_size", "learning_rate", "region_size", "pretrained"]
+ERROR = "<span style='color:#c62828'>{}</span>"
+
+
+class TrainingPanel:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.job = None
+        config_class = entry(state.module).load("config")
+        fields = [n for n in BASIC if n in config_class.model_fields]
+        simple = ConfigForm(config_class).inputs  # every field the generic form can show
+        advanced = [n for n in simple if n not in fields and n not in ("device", "resume_from")]
+        choices = {"architecture": architecture_names(state.module)} if architecture_names(state.module) else {}
+        self.form = ConfigForm(config_class, fields=fields, advanced=advanced, choices=choices)
+        self.config_class = config_class
+        self.dataset = widgets.Dropdown(description="dataset", options=[], layout=widgets.Layout(width="320px"))
+        self.model_name = widgets.Text(description="model name", placeholder="name of the trained model")
+        self.device = widgets.Dropdown(description="device", options=["auto"], layout=widgets.Layout(width="320px"))
+        self.devices = widgets.HTML("")
+        self.augment_inputs: dict[str, tuple[widgets.Checkbox, widgets.FloatSlider]] = {}
+        augment_rows = []
+        defaults = config_class().augmentation
+        for name, transform in defaults.transforms().items():
+            enabled = widgets.Checkbox(value=transform.enabled, description=name.replace("_", " "), indent=False,
+                                       layout=widgets.Layout(width="160px"))
+            chance = widgets.FloatSlider(value=transform.probability, min=0, max=1, step=0.05,
+                                         description="probability", layout=widgets.Layout(width="300px"))
+            self.augment_inputs[name] = (enabled, chance)
+            augment_rows.append(widgets.HBox([enabled, chance]))
+        preview = widgets.Button(description="Preview augmentations", icon="eye")
+        preview.on_click(lambda _: self._guard(self.preview_augmentations))
+        self.previews = widgets.HBox([])
+        self.train_button = widgets.Button(description="Train", button_style="primary", icon="play",
+                                           disabled=state.read_only)
+        self.train_save_button = widgets.Button(description="Train and save", button_style="success", icon="save",
+                                                disabled=state.read_only)
+        self.cancel_button = widgets.Button(description="Cancel", button_style="danger", icon="stop", disabled=True)
+        self.train_button.on_click(lambda _: self._guard(lambda: self.train(keep=None)))
+        self.train_save_button.on_click(lambda _: self._guard(lambda: self.train(keep=True)))
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.plot = LivePlot(title="Training", metrics=None)
+        self.status_bar = widgets.HTML("")
+        self.message = widgets.HTML("")
+        self.keep_box = widgets.HBox([])
+        settings = widgets.Tab([self.form.widget, widgets.VBox([*augment_rows, preview, self.previews])],
+                               titles=("Hyper parameters", "Augmentations"))
+        self.widget = widgets.VBox([
+            widgets.HBox([self.dataset, self.model_name, self.device]), self.devices, settings,
+            widgets.HBox([self.train_button, self.train_save_button, self.cancel_button]),
+            self.status_bar, self.plot.widget, self.keep_box, self.message])
+        state.observe(lambda _: self.refresh(), "revision")
+        state.observe(lambda change: self._follow_dataset(change["new"]), "dataset_name")
+        self.refresh()
+
+    def refresh(self) -> None:
+        from astrocyte_lab.training.devices import list_devices
+
+        names = self.state.dataset_names()
+        self.dataset.options = names
+        if self.state.dataset_name in names:
+            self.dataset.value = self.state.dataset_name
+        devices = list_devices()
+        self.device.options = ["auto", *[d.id for d in devices]]
+        rows = "".join(f"<tr><td>{html.escape(d.id)}</td><td>{html.escape(d.name)}</td><td>{_memory(d)}</td></tr>"
+                       for d in devices)
+        self.devices.value = (f"<table class='astro-table'><tr><th>device</th><th>name</th><th>free / total memory"
+                              f"</th></tr>{rows}</table>")
+
+    def _follow_dataset(self, name: str | None) -> None:
+        if name in self.dataset.options:
+            self.dataset.value = name
+
+    def augmentation(self):
+        """The augmentation settings of the form (on top of the module's defaults)."""
+        augmentation = self.config_class().augmentation.model_copy(deep=True)
+        for name, (enabled, chance) in self.augment_inputs.items():
+            transform = getattr(augmentation, name)
+            transform.enabled = enabled.value
+            transform.probability = chance.value
+        return augmentation
+
+    def config(self):
+        config = self.form.config(device=self.device.value, augmentation=self.augmentation())
+        if config is None:
+            raise AstrocyteError("fix the hyper parameters marked below the form")
+        return config
+
+    def preview_augmentations(self) -> None:
+        from astrocyte_lab.training.augment import preview
+
+        dataset = self.state.dataset(self.dataset.value)
+        if dataset is None or len(dataset) == 0:
+            raise AstrocyteError("choose a dataset with images first")
+        image = dataset.image(int(dataset.ids[0]))
+        shots = preview(image, self.augmentation(), count=6)
+        self.previews.children = [widgets.Image(value=render.png_bytes(render.thumbnail(s, 120)), format="png")
+                                  for s in shots]
+
+    def train(self, keep: bool | None = True):
+        """Start training the chosen dataset into the model name; returns the job."""
+        if self.job is not None and self.job.running:
+            raise AstrocyteError("a training is already running: cancel it first")
+        name, dataset = self.model_name.value.strip(), self.dataset.value
+        if not name or not dataset:
+            raise AstrocyteError("choose a dataset and type a model name")
+        open_dataset = self.state.dataset(dataset)
+        if open_dataset is not None and open_dataset.dirty:
+            raise AstrocyteError(f"save the changes of {dataset} first: training reads the saved dataset")
+        if self.state.workspace.model_store.exists(name):
+            raise AstrocyteError(f"a model called {name!r} exists: choose another name or delete it")
+        config = self.config()
+        self.job = entry(self.state.module).load("train_job")(self.state.workspace, dataset, name, config)
+        self.plot.attach(self.job)
+        self.job.subscribe(lambda event: self._on_event(event, name, keep))
+        self.cancel_button.disabled = False
+        self.message.value = f"training {html.escape(name)} on {html.escape(dataset)} ..."
+        return self.job
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def _on_event(self, event, name: str, keep: bool | None) -> None:
+        if event.kind in ("batch", "epoch", "status"):
+            self.status_bar.value = _status_text(self.job.status())
+            return
+        if event.kind not in ("done", "error", "cancelled"):
+            return
+        self.status_bar.value = _status_text(self.job.status())
+        self.cancel_button.disabled = True
+        if event.kind != "done":
+            self.message.value = ERROR.format(html.escape(f"training {event.kind}: {event.message}"))
+            return
+        self.state.changed()
+        if keep:
+            self.message.value = f"model <b>{html.escape(name)}</b> saved"
+            return
+        yes, no = widgets.Button(description="Keep model", button_style="success"), widgets.Button(
+            description="Discard", button_style="danger")
+
+        def answer(kept: bool) -> None:
+            self.keep_box.children = []
+            if not kept:
+                self.state.workspace.delete_model(name)
+                self.state.changed()
+            self.message.value = f"model {html.escape(name)} {'kept' if kept else 'discarded'}"
+
+        yes.on_click(lambda _: answer(True))
+        no.on_click(lambda _: answer(False))
+        self.keep_box.children = [widgets.HTML(f"Training finished. Keep <b>{html.escape(name)}</b>? "), yes, no]
+
+    def _guard(self, action) -> None:
+        try:
+            action()
+        except (AstrocyteError, OSError, ValueError) as exc:
+            self.message.value = ERROR.format(html.escape(str(exc)))
+
+
+def _memory(device) -> str:
+    if device.total_memory is None:
+        return ""
+    return f"{device.free_memory / 2**30:.1f} / {device.total_memory / 2**30:.1f} GiB"
+
+
+def _status_text(status) -> str:
+    """Step, elapsed, remaining and ETA, as the status bar shows them."""
+    total = f"/{status.total}" if status.total else ""
+    parts = [f"<b>{status.state}</b>", f"step {status.step}{total}", f"elapsed {_duration(status.elapsed)}"]
+    if status.remaining is not None:
+        parts.append(f"remaining {_duration(status.remaining)}")
+    if status.eta is not None:
+        parts.append(f"ETA {time.strftime('%H:%M:%S', time.localtime(status.eta))}")
+    return " | ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
