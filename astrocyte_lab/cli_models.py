@@ -36,6 +36,11 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="-1: random (recorded).")] = -1,
         device: Annotated[str, typer.Option(help="auto, cpu or cuda:N.")] = "auto",
         description: Annotated[str, typer.Option(help="Free text kept with the model.")] = "",
+        auto: Annotated[str | None, typer.Option(
+            help="Auto train: low, medium, high (20 / 40 / 60 trials) or a number of trials. Each trial trains "
+                 "up to --epochs with early stopping; --learning-rate seeds the first trial.")] = None,
+        devices: Annotated[str | None, typer.Option(
+            help="Auto train: comma-separated devices, one trial on each at a time (e.g. cuda:0,cuda:1).")] = None,
         workspace: WorkspaceOption = None,
     ) -> None:
         """Train a model on a dataset (the dataset's module picks the trainer) and store it in the workspace."""
@@ -53,13 +58,26 @@ def register(app: typer.Typer) -> None:
             if continual:
                 options["continual"] = True
             config = entry(module).load("config")(**options)
-            job = entry(module).load("train_job")(ws, dataset, model, config, description)
+            if auto:
+                from astrocyte_lab.training.auto import auto_train
+
+                job = auto_train(ws, dataset, model, config, auto, devices.split(",") if devices else None,
+                                 description=description)
+                job.subscribe(lambda e: e.kind == "trial" and typer.echo(
+                    f"trial {e.values['trial']:.0f}: {e.message}, value {e.values['value']:.4g}, best "
+                    f"{e.values['best']:.4g} ({e.values['finished']:.0f}/{e.values['total']:.0f})", err=True))
+            else:
+                job = entry(module).load("train_job")(ws, dataset, model, config, description)
             follow(job)
             job.result()
         except (AstrocyteError, ValueError) as exc:
             raise fail(exc) from exc
         info = workspace_of(workspace).model_store.info(model)
-        typer.echo(json.dumps({"model": info.name, "metrics": info.performance, "duration_s": info.duration_s}))
+        summary = {"model": info.name, "metrics": info.performance, "duration_s": info.duration_s}
+        if auto:
+            search = workspace_of(workspace).model_store.record(model)["auto"]
+            summary.update(trials=len(search["trials"]), best_trial=search["best_trial"])
+        typer.echo(json.dumps(summary))
 
     @app.command("test")
     def test(model: str, dataset: str,
