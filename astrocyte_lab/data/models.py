@@ -115,7 +115,7 @@ class ModelStore:
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
-    def update_record(self, name: str, **fields: object) -> None:
+    def update_record(self, name: str, /, **fields: object) -> None:
         path = self.folder(name) / "model.json"
         record = self.record(name)
         record.update(fields)
