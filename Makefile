@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 SAMPLES_STAMP := datasets/.generated-stamp
 LAB_PORT ?= 8888
 
-.PHONY: setup samples lab test lint lock clean
+.PHONY: setup samples lab test lint lock clean browser
 
 setup: $(STAMP)
 
@@ -28,9 +28,13 @@ lab: samples
 	$(BIN)/jupyter lab --allow-root --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
 		--ServerApp.root_dir=notebooks
 
-test: samples
+# The browser tests drive the system Chromium (Debian package) with Playwright; never `playwright install`.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: samples browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	ASTROCYTE_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
-from astrocyte_lab import cli_databases, cli_models
+from astrocyte_lab import cli_dashboard, cli_databases, cli_models
 from astrocyte_lab.cli_common import WorkspaceOption, parse_size
 from astrocyte_lab.cli_common import fail as _fail
 from astrocyte_lab.cli_common import workspace_of as _workspace
@@ -205,6 +205,7 @@ def datasets_delete(name: str, yes: Annotated[bool, typer.Option("--yes", help="
 
 cli_databases.register(datasets_app)
 cli_models.register(app)
+cli_dashboard.register(app)
 
 
 @samples_app.command("generate")

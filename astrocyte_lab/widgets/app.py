@@ -27,6 +27,7 @@ STYLE = """<style>
 .astro-table th, .astro-table td {border: 1px solid #ccc; padding: 2px 6px; text-align: left}
 .astro-table th {background: #f3f5f7}
 .astro-title {font-size: 18px; font-weight: 600; color: #123; margin: 2px 0 6px 0}
+.astro-list select {font-family: var(--jp-code-font-family, monospace); font-size: 12px}
 </style>"""
 
 

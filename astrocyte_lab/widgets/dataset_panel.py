@@ -62,22 +62,25 @@ class DatasetPanel:
 
         # image list ------------------------------------------------------------------------------------
         self.name_filter = widgets.Text(placeholder="name contains", layout=widgets.Layout(width="160px"))
-        box = widgets.Layout(width="220px")
-        self.gt_filter = widgets.Dropdown(options=[ANY], description="ground truth", layout=box)
-        self.pred_filter = widgets.Dropdown(options=[ANY], description="prediction", layout=box)
-        self.set_filter = widgets.Dropdown(options=[ANY, *SETS], description="set", layout=box)
+        box, label = widgets.Layout(width="230px"), {"description_width": "85px"}
+        self.gt_filter = widgets.Dropdown(options=[ANY], description="ground truth", layout=box, style=label)
+        self.pred_filter = widgets.Dropdown(options=[ANY], description="prediction", layout=box, style=label)
+        self.set_filter = widgets.Dropdown(options=[ANY, *SETS], description="set", layout=box, style=label)
         self.pseudo_filter = widgets.ToggleButtons(options=[("no pseudo", "exclude"), ("all", "all"),
                                                             ("pseudo only", "only")], value="all",
-                                                   style={"button_width": "80px"})
+                                                   tooltips=["hide images with pseudo labels", "every image",
+                                                             "only images with pseudo labels"],
+                                                   style={"button_width": "95px"})
         self.overlap_filter = widgets.Checkbox(description="overlapping annotations", indent=False)
         for box in (self.name_filter, self.gt_filter, self.pred_filter, self.set_filter, self.pseudo_filter,
                     self.overlap_filter):
             box.observe(self._on_filter, "value")
         self.count = widgets.HTML("")
         self.view_mode = widgets.ToggleButtons(options=["list", "thumbnails"], value="list",
-                                               style={"button_width": "80px"})
+                                               style={"button_width": "90px"})
         self.view_mode.observe(lambda _: self.show_page(), "value")
         self.images = widgets.SelectMultiple(options=[], rows=14, layout=widgets.Layout(width="100%"))
+        self.images.add_class("astro-list")
         self.images.observe(self._on_pick_images, "value")
         self.thumbs = widgets.GridBox([], layout=widgets.Layout(grid_template_columns="repeat(6, 110px)"))
         self.prev_page = widgets.Button(icon="chevron-left", layout=widgets.Layout(width="36px"))
@@ -116,6 +119,7 @@ class DatasetPanel:
                                             description="images", layout=widgets.Layout(width="220px"))
         test = widgets.Button(description="Test model", icon="check-square", button_style="info", layout=small)
         test.on_click(lambda _: self._guard(self.run_test))
+        test.add_class("astro-test")
         self.results = widgets.VBox([])
         self.preview = widgets.VBox([])
 

@@ -56,6 +56,9 @@ class TrainingPanel:
         self.train_save_button = widgets.Button(description="Train and save", button_style="success", icon="save",
                                                 disabled=state.read_only)
         self.cancel_button = widgets.Button(description="Cancel", button_style="danger", icon="stop", disabled=True)
+        for button, name in ((self.train_button, "train"), (self.train_save_button, "train-save"),
+                             (self.cancel_button, "cancel")):
+            button.add_class(f"astro-{name}")  # stable handles for browser tests and custom styling
         self.train_button.on_click(lambda _: self._guard(lambda: self.train(keep=None)))
         self.train_save_button.on_click(lambda _: self._guard(lambda: self.train(keep=True)))
         self.cancel_button.on_click(lambda _: self.cancel())
