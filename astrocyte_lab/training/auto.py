@@ -3,8 +3,9 @@
 Each trial is one complete training through the module's ``train_job`` into a temporary model named
 ``<model>.trial-NNN``. A TPE sampler picks the next trial's values from the finished ones; the per-epoch
 validation metric is reported to a median pruner and an unpromising trial's job is cancelled. The first
-trial always uses the given configuration as it is, so the result is never worse (on the validation
-metric) than a manual training with those settings. The best trial's model becomes ``model_name``; its
+trial takes the given configuration's own values of the searched fields (and is never pruned), so with a
+fixed seed and ``early_stopping=False`` the result is never worse on the validation metric than a manual
+training with that configuration: the first trial is that training. The best trial's model becomes ``model_name``; its
 record keeps every trial (parameters, metric, state, duration) under ``"auto"``.
 
 The study lives in ``<workspace>/studies/<model>.journal`` (optuna's journal storage: an append-only
@@ -357,6 +358,10 @@ class _Search:
                 if self.ctx.cancelled or self.stop.is_set():
                     job.cancel()
             job.result()
+            record = store.record(name)
+            if not isinstance(record.get("metrics", {}).get(self.space.metric), int | float):
+                raise AstrocyteError(f"trial {number} gave no validation {self.space.metric}: auto train compares "
+                                     "trials on it (does the validation set have every kind of image it needs?)")
         except JobCancelled:
             if state["pruned"]:
                 self._tell(trial, number, TrialState.PRUNED, started)
@@ -377,7 +382,6 @@ class _Search:
             store.delete(name)
             self._tell(trial, number, TrialState.PRUNED, started)
             return
-        record = store.record(name)
         trial.set_user_attr("model", name)
         trial.set_user_attr("metrics", record["metrics"])
         trial.set_user_attr("best_epoch", record.get("best_epoch"))
@@ -411,6 +415,9 @@ class _Search:
         from optuna.trial import TrialState
 
         trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+        name = self._trial_name(number)
+        if self.ws.model_store.exists(name):  # saved, but unusable for the search
+            self.ws.model_store.delete(name)
         self._tell(trial, number, TrialState.FAIL, started)
 
     def _tell(self, trial: Any, number: int, state: Any, started: float, value: float | None = None) -> None:
@@ -480,6 +487,9 @@ class _Search:
             trials = self.study.get_trials(deepcopy=False)
             best = self._best(trials)
             if best is None:
+                if any(t.state.name == "COMPLETE" for t in trials):
+                    raise AstrocyteError(f"the models of the stored study's trials for {self.model_name!r} are gone "
+                                         "(deleted?): resume=False starts a new search")
                 errors = sorted({t.user_attrs.get("error", "") for t in trials} - {""})
                 raise AstrocyteError(f"no auto-train trial of {self.model_name!r} completed"
                                      + (f": {'; '.join(errors)}" if errors else ""))

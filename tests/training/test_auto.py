@@ -360,7 +360,7 @@ def test_classification_auto_train_is_at_least_the_default(tmp_path: Path) -> No
     from astrocyte_lab.modules.classification.trainer import train_job
 
     ws = Workspace(tmp_path / "ws")
-    _shapes(tmp_path)
+    _shapes(tmp_path, per_class=8)
     ws.create_dataset("shapes", "classification",
                       [NamedSet("s", [Location(tmp_path / "shapes", use_folder_name=True)])], seed=0)
     config = ClassificationConfig(epochs=2, batch_size=8, pretrained=False, seed=0)
