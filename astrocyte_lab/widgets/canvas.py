@@ -1,0 +1,489 @@
+"""The annotation canvas: an ipycanvas view over :class:`~astrocyte_lab.annotate.AnnotationEditor`.
+
+Layers (``MultiCanvas``): 0 the image (with masks and the ROI composed in), 1 the annotations and
+predictions, 2 the operation in progress. Pointer moves redraw only layer 2 (or 1 when a drag starts),
+at most ``max_fps`` times a second, so a drag stays cheap on big images. The full-resolution composed
+image lives in a hidden source canvas; zoom and pan redraw it browser-side with one ``draw_image``.
+All editing logic is in :mod:`astrocyte_lab.annotate`; this module only forwards events and draws.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import cv2
+import ipywidgets as widgets
+import numpy as np
+from ipycanvas import Canvas, MultiCanvas, hold_canvas
+
+from astrocyte_lab.annotate import AnnotationEditor, CanvasController, Change, Tool
+from astrocyte_lab.annotate import geometry as geo
+from astrocyte_lab.annotate.view import PSEUDO_COLOUR, SELECTION_COLOUR, category_colour, compose, display_pixels
+from astrocyte_lab.data.annotations import Annotation, RotatedBox
+from astrocyte_lab.data.dataset import Dataset
+from astrocyte_lab.errors import AstrocyteError
+
+try:  # the draw-command table of the pinned ipycanvas (0.14); without it the public, slower path is used
+    from ipycanvas.canvas import COMMANDS as _COMMANDS
+except ImportError:  # pragma: no cover
+    _COMMANDS = None
+
+TOOL_LABELS = {Tool.SELECT: "Select", Tool.PAN: "Pan", Tool.BOX: "Box", Tool.ROTATED_BOX: "Rotated box",
+               Tool.POLYGON: "Polygon", Tool.BRUSH: "Brush", Tool.CIRCLE: "Circle", Tool.ANNULUS: "Annulus",
+               Tool.RECTANGLE: "Rectangle", Tool.ERASER: "Eraser"}
+TOOL_TIPS = {Tool.SELECT: "Select, move, resize (corner handles); Delete removes",
+             Tool.PAN: "Drag to pan; wheel zooms",
+             Tool.BOX: "Drag (or click two corners) to add a box",
+             Tool.ROTATED_BOX: "Click two corners of one side, then click the extent",
+             Tool.POLYGON: "Click vertices; double-click (or Enter) closes",
+             Tool.BRUSH: "Paint with the brush", Tool.CIRCLE: "Drag from the centre",
+             Tool.ANNULUS: "Centre, outer radius (click), inner radius (click)",
+             Tool.RECTANGLE: "Drag a rectangle", Tool.ERASER: "Paint background"}
+NAV_KEYS = (" ", "Backspace", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "+", "=", "-", "f")
+_REDRAW = Change.PREVIEW | Change.OBJECTS | Change.PIXELS | Change.IMAGE | Change.VIEW | Change.TOOL
+_HANDLE = 4.0  # half size of a drawn handle, screen pixels
+
+
+class AnnotationCanvas(widgets.VBox):
+    """Annotate the images of ``dataset``: toolbar, zoomable canvas and status line.
+
+    ``image_ids`` limits Space / Backspace / the arrows to those images (e.g. the panel's filtered list);
+    ``read_only`` keeps viewing, zoom and navigation only. ``on_change`` holds callbacks ``f(change)``
+    called after an edit, an undo, a save or an image switch (``canvas.editor`` has the state).
+    """
+
+    def __init__(self, dataset: Dataset, image_id: int | str | None = None, module: str | None = None,
+                 width: int = 800, height: int = 600, image_ids: list[int] | None = None, read_only: bool = False,
+                 max_fps: float = 30.0) -> None:
+        self.editor = AnnotationEditor(dataset, image_id, module=module, image_ids=image_ids)
+        self.controller = CanvasController(self.editor, width, height)
+        self.read_only = read_only
+        if read_only:
+            self.editor.tool = Tool.PAN
+        self.on_change: list[Callable[[Change], None]] = []
+        self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
+        self._last_draw = 0.0
+        self._last_status = 0.0
+        self._pending = Change.NONE
+        self._hidden: frozenset[int] = frozenset()
+        self._pixels: np.ndarray | None = None  # 8-bit display pixels of the open image
+        self._layers: tuple | None = None  # the (mask, predicted mask, active region) the source canvas shows
+        self._syncing = False
+        self._name: tuple[int, str] = (-1, "")
+        w, h = self.editor.size
+        self._source = Canvas(width=w, height=h)  # never displayed: the composed full-size image
+        self.canvas = MultiCanvas(3, width=width, height=height,
+                                  layout=widgets.Layout(width=f"{width}px", height=f"{height}px"))
+        self._build_toolbar()
+        self.status = widgets.HTML(layout=widgets.Layout(width=f"{width}px"))
+        super().__init__([*self._toolbar_rows, self.canvas, self.status])
+        for hook, handler in ((self.canvas.on_mouse_down, self._on_mouse_down),
+                              (self.canvas.on_mouse_move, self._on_mouse_move),
+                              (self.canvas.on_mouse_up, self._on_mouse_up),
+                              (self.canvas.on_mouse_out, self._on_mouse_out),
+                              (self.canvas.on_mouse_wheel, self._on_wheel),
+                              (self.canvas.on_key_down, self._on_key),
+                              (self.canvas.on_client_ready, self._on_client_ready)):
+            hook(handler)
+        self.redraw()
+
+    # -- public ---------------------------------------------------------------------------------------------
+    @property
+    def dataset(self) -> Dataset:
+        return self.editor.dataset
+
+    @property
+    def image_ids(self) -> list[int]:
+        return self.editor.image_ids
+
+    @image_ids.setter
+    def image_ids(self, ids: list[int] | None) -> None:
+        self.editor.image_ids = ids
+
+    def show_image(self, image_id: int | str) -> None:
+        """Show another image of the dataset."""
+        self._apply(self.editor.open(image_id))
+
+    def refresh(self) -> None:
+        """Re-read the dataset (categories, objects, masks) after a change made elsewhere, and redraw."""
+        self._sync_toolbar()
+        self.editor.open(self.editor.image_id)
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw every layer again (also what a newly connected browser gets)."""
+        self._draw(Change.IMAGE | Change.VIEW | Change.OBJECTS | Change.PREVIEW)
+
+    # -- toolbar ----------------------------------------------------------------------------------------------
+    def _build_toolbar(self) -> None:
+        small = widgets.Layout(width="auto")
+        self.tool_buttons = widgets.ToggleButtons(style={"button_width": "auto"})
+        self.category = widgets.Dropdown(description="Category", layout=widgets.Layout(width="220px"))
+        self.show_truth = widgets.ToggleButton(value=True, description="Ground truth", layout=small,
+                                               tooltip="Show annotations / masks")
+        self.show_predictions = widgets.ToggleButton(value=True, description="Predictions", layout=small,
+                                                     tooltip="Show the last test's predictions")
+        self.roi_toggle = widgets.ToggleButton(value=False, description="ROI mask", layout=small,
+                                               tooltip="Tools paint the dataset ROI (greyed pixels are ignored)")
+        self.brush = widgets.BoundedFloatText(value=self.editor.brush_radius, min=0.5, max=500, step=1,
+                                              description="Radius", layout=widgets.Layout(width="150px"))
+
+        def button(label: str, tip: str, action: Callable[[], Change]) -> widgets.Button:
+            b = widgets.Button(description=label, tooltip=tip, layout=small)
+            b.on_click(lambda _: self._apply(action()))
+            return b
+
+        self.buttons = {
+            "zoom_out": button("−", "Zoom out", lambda: self.controller.zoom(1 / 1.25)),
+            "zoom_in": button("+", "Zoom in", lambda: self.controller.zoom(1.25)),
+            "fit": button("Fit", "Fit the image", self.controller.fit),
+            "previous": button("◀", "Previous image (Backspace)", lambda: self.editor.step(-1)),
+            "next": button("▶", "Next image (Space)", lambda: self.editor.step(1)),
+            "undo": button("Undo", "Undo the last edit (Ctrl+Z)", self.editor.undo),
+            "delete": button("Delete", "Delete the selection (Delete)", self.editor.delete_selected),
+            "invert_roi": button("Invert ROI", "Swap masked and active pixels", self.editor.invert_roi),
+            "clear_roi": button("Clear ROI", "Remove the ROI mask", self.editor.clear_roi),
+            "save": button("Save", "Save the dataset's changes as a new version", self._save),
+        }
+        self.tool_buttons.observe(self._on_tool, "value")
+        self.category.observe(self._on_category, "value")
+        self.roi_toggle.observe(self._on_roi, "value")
+        self.brush.observe(self._on_brush, "value")
+        for toggle in (self.show_truth, self.show_predictions):
+            toggle.observe(lambda _: self._draw(Change.IMAGE | Change.OBJECTS), "value")
+        b = self.buttons
+        view = [b["zoom_out"], b["zoom_in"], b["fit"], b["previous"], b["next"]]
+        if self.read_only:
+            self._toolbar_rows = [widgets.HBox([self.show_truth, self.show_predictions, *view])]
+        else:
+            self._toolbar_rows = [
+                widgets.HBox([self.tool_buttons, self.brush]),
+                widgets.HBox([self.category, self.show_truth, self.show_predictions, *view, b["undo"], b["delete"],
+                              self.roi_toggle, b["invert_roi"], b["clear_roi"], b["save"]],
+                             layout=widgets.Layout(flex_flow="row wrap")),
+            ]
+        self._sync_toolbar()
+
+    def _sync_toolbar(self) -> None:
+        """Widgets follow the editor (tool list, tool, categories, category)."""
+        e = self.editor
+        self._syncing = True
+        try:
+            tools = [t for t in e.tools if not self.read_only or t == Tool.PAN]
+            self.tool_buttons.options = [(TOOL_LABELS[t], t.value) for t in tools]
+            self.tool_buttons.tooltips = [TOOL_TIPS[t] for t in tools]
+            self.tool_buttons.value = e.tool.value
+            self.category.options = e.categories
+            self.category.value = e.category if e.category in e.categories else None
+            self.category.disabled = e.module == "anomaly" or e.roi_mode
+            painting = any(t in e.tools for t in (Tool.BRUSH, Tool.ERASER))
+            self.brush.layout.display = None if painting else "none"
+            for name in ("invert_roi", "clear_roi"):
+                self.buttons[name].disabled = self.dataset.active_region() is None
+        finally:
+            self._syncing = False
+
+    def _on_tool(self, change: dict) -> None:
+        if not self._syncing and change["new"]:
+            self.editor.tool = change["new"]
+            self._draw(Change.PREVIEW | Change.OBJECTS)
+
+    def _on_category(self, change: dict) -> None:
+        if not self._syncing and change["new"] is not None:
+            self.editor.set_category(change["new"])
+            self._status()
+
+    def _on_roi(self, change: dict) -> None:
+        if not self._syncing:
+            self.editor.roi_mode = bool(change["new"])
+            self._sync_toolbar()
+            self._draw(Change.PREVIEW | Change.OBJECTS)
+
+    def _on_brush(self, change: dict) -> None:
+        self.editor.brush_radius = float(change["new"])
+
+    def _save(self) -> Change:
+        try:
+            self.dataset.save()
+        except AstrocyteError as exc:
+            self._status(error=str(exc))
+            return Change.NONE
+        return Change.OBJECTS
+
+    # -- events --------------------------------------------------------------------------------------------------
+    def _on_mouse_down(self, x: float, y: float) -> None:
+        if self.read_only and self.editor.tool != Tool.PAN:
+            return
+        self._apply(self.controller.mouse_down(x, y))
+
+    def _on_mouse_move(self, x: float, y: float) -> None:
+        change = self.controller.mouse_move(x, y)
+        now = time.perf_counter()
+        if not change:
+            if now - self._last_status > 0.1:  # hover: only the pointer position, now and then
+                self._status()
+            return
+        if now - self._last_draw < self.min_interval:
+            self._pending |= change
+            return
+        self._apply(change)
+
+    def _on_mouse_up(self, x: float, y: float) -> None:
+        self._apply(self.controller.mouse_up(x, y))
+
+    def _on_mouse_out(self, x: float, y: float) -> None:
+        self._apply(self.controller.mouse_out(x, y))
+
+    def _on_wheel(self, dx: float, dy: float) -> None:
+        self._apply(self.controller.wheel(dx, dy))
+
+    def _on_key(self, key: str, shift: bool, ctrl: bool, meta: bool) -> None:
+        if self.read_only and key not in NAV_KEYS:
+            return
+        self._apply(self.controller.key(key, shift, ctrl, meta))
+
+    def _on_client_ready(self) -> None:
+        # a new browser view starts blank and does not know which canvas the manager last addressed
+        self._source._canvas_manager._current_canvas = None
+        self.redraw()
+
+    def _apply(self, change: Change) -> None:
+        """Redraw what ``change`` needs, sync the toolbar, and tell the listeners about edits."""
+        change |= self._pending
+        self._pending = Change.NONE
+        if Change.IMAGE in change:
+            self.controller.image_changed()
+        if change & (Change.TOOL | Change.IMAGE | Change.PIXELS):
+            self._sync_toolbar()
+        if change & _REDRAW:
+            self._draw(change)
+        if change & (Change.OBJECTS | Change.PIXELS | Change.IMAGE):
+            for callback in list(self.on_change):
+                callback(change)
+        self._status()
+
+    # -- drawing -----------------------------------------------------------------------------------------------------
+    def _draw(self, change: Change) -> None:
+        self._last_draw = time.perf_counter()
+        preview = self.editor.preview()
+        hidden = frozenset(preview.objects) if preview is not None and preview.objects else frozenset()
+        with hold_canvas():
+            if change & (Change.IMAGE | Change.PIXELS):
+                self._update_source(full=Change.IMAGE in change)
+            if change & (Change.IMAGE | Change.PIXELS | Change.VIEW):
+                self._draw_image()
+            if change & (Change.IMAGE | Change.OBJECTS | Change.VIEW | Change.PIXELS) or hidden != self._hidden:
+                self._hidden = hidden
+                self._draw_annotations()
+            self._draw_interaction()
+
+    def _update_source(self, full: bool) -> None:
+        """Compose masks and ROI over the image into the source canvas; after an edit only the changed box."""
+        e = self.editor
+        if full or self._pixels is None:
+            w, h = e.size
+            if (self._source.width, self._source.height) != (w, h):
+                self._source.width, self._source.height = w, h
+            self._pixels = display_pixels(self.dataset.image(e.image_id), self.dataset.bit_depth)
+        layers = (e.mask() if self.show_truth.value else None,
+                  e.predicted_mask() if self.show_predictions.value else None, self.dataset.active_region())
+        box = None if full or self._layers is None else _changed_box(self._layers, layers)
+        self._layers = layers
+        if box is None:
+            _put_pixels(self._source, compose(self._pixels, *layers, background=e.background), 0, 0)
+            return
+        if box == ():
+            return
+        y0, y1, x0, x1 = box
+        h, w = self._pixels.shape[:2]
+        m = 2  # outlines need the neighbours of the changed pixels
+        wy0, wy1, wx0, wx1 = max(0, y0 - m), min(h, y1 + m), max(0, x0 - m), min(w, x1 + m)
+        window = compose(self._pixels[wy0:wy1, wx0:wx1],
+                         *(None if a is None else a[wy0:wy1, wx0:wx1] for a in layers), background=e.background)
+        _put_pixels(self._source, window, wx0, wy0)
+
+    def _draw_image(self) -> None:
+        layer = self.canvas[0]
+        vp = self.controller.viewport
+        layer.clear()
+        layer.image_smoothing_enabled = vp.zoom < 1.0  # crisp pixels when zoomed in
+        x, y, w, h = vp.placement()
+        layer.draw_image(self._source, x, y, w, h)
+
+    def _draw_annotations(self) -> None:
+        layer = self.canvas[1]
+        e = self.editor
+        layer.clear()
+        names = e.categories
+        if self.show_predictions.value and not e.roi_mode:
+            for ann in e.predictions():
+                label = ann.category if ann.score is None else f"{ann.category} {ann.score:.2f}"
+                self._outline(layer, ann, category_colour(_index(names, ann.category)), label, dash=[3, 3], width=1.5)
+        if self.show_truth.value and not e.roi_mode:
+            for index, ann in enumerate(e.objects()):
+                if index in self._hidden:
+                    continue
+                colour = PSEUDO_COLOUR if ann.pseudo else category_colour(_index(names, ann.category))
+                label = f"{ann.category} (pseudo)" if ann.pseudo else ann.category
+                self._outline(layer, ann, colour, label, dash=[8, 4] if ann.pseudo else [], width=2.0)
+            objects = e.objects()
+            for index in e.selection:
+                if index < len(objects) and index not in self._hidden:
+                    self._handles(layer, objects[index], single=len(e.selection) == 1)
+        if e.region is not None and not e.roi_mode:
+            self._region_outline(layer, e.region)
+
+    def _draw_interaction(self) -> None:
+        layer = self.canvas[2]
+        layer.clear()
+        preview = self.editor.preview()
+        if preview is None:
+            return
+        vp = self.controller.viewport
+        names = self.editor.categories
+        layer.set_line_dash([])
+        for ann in (preview.objects or {}).values():
+            self._outline(layer, ann, category_colour(_index(names, ann.category)), None, dash=[], width=2.0)
+            self._handles(layer, ann, single=True)
+        colour = "#dddddd" if preview.erase else (category_colour(_index(names, self.editor.category or ""))
+                                                 if not self.editor.roi_mode else "#202040")
+        layer.stroke_style = colour
+        layer.line_width = 1.5
+        if preview.line:
+            layer.set_line_dash([5, 4])
+            layer.stroke_lines(vp.points_to_screen(np.asarray(preview.line)).tolist())
+            layer.set_line_dash([])
+        shape = preview.shape
+        if shape is None:
+            return
+        pts = vp.points_to_screen(np.asarray(shape.points))
+        if shape.kind == "rectangle":
+            (x1, y1), (x2, y2) = pts[0], pts[-1]
+            layer.stroke_rect(min(x1, x2), min(y1, y2), abs(x2 - x1), abs(y2 - y1))
+        elif shape.kind in ("circle", "annulus"):
+            layer.stroke_circle(pts[0][0], pts[0][1], shape.radius * vp.zoom)
+            if shape.kind == "annulus":
+                layer.stroke_circle(pts[0][0], pts[0][1], shape.inner * vp.zoom)
+        elif shape.kind == "polygon":
+            layer.stroke_polygon(pts.tolist())
+        elif shape.kind == "stroke":
+            layer.global_alpha = 0.5
+            layer.line_cap = "round"
+            layer.line_join = "round"
+            layer.line_width = max(1.0, 2 * shape.radius * vp.zoom)
+            if len(pts) == 1:
+                layer.fill_style = colour
+                layer.fill_circle(pts[0][0], pts[0][1], shape.radius * vp.zoom)
+            else:
+                layer.stroke_lines(pts.tolist())
+            layer.global_alpha = 1.0
+
+    def _outline(self, layer: Canvas, ann: Annotation, colour: str, label: str | None, dash: list[float],
+                 width: float) -> None:
+        vp = self.controller.viewport
+        pts = vp.points_to_screen(geo.outline(ann))
+        layer.stroke_style = colour
+        layer.line_width = width
+        layer.set_line_dash(dash)
+        layer.stroke_polygon(pts.tolist())
+        layer.set_line_dash([])
+        if label:
+            x, y = pts[:, 0].min(), pts[:, 1].min()
+            layer.font = "12px sans-serif"
+            layer.fill_style = colour
+            layer.fill_text(label, float(x), float(max(y - 3, 11)))
+
+    def _handles(self, layer: Canvas, ann: Annotation, single: bool) -> None:
+        vp = self.controller.viewport
+        layer.fill_style = SELECTION_COLOUR
+        layer.stroke_style = "#000000"
+        layer.line_width = 1.0
+        knobs = vp.points_to_screen(geo.handles(ann))
+        if single and isinstance(ann, RotatedBox):
+            knob = geo.rotation_handle(ann, 3 * self.editor.handle_tolerance)
+            top = vp.points_to_screen(np.asarray([knob]))[0]
+            mid = vp.points_to_screen(np.asarray([geo.rotation_handle(ann, 0.0)]))[0]
+            layer.stroke_line(mid[0], mid[1], top[0], top[1])
+            layer.fill_circle(top[0], top[1], _HANDLE)
+            layer.stroke_circle(top[0], top[1], _HANDLE)
+        size = 2 * _HANDLE
+        layer.fill_rects(knobs[:, 0] - _HANDLE, knobs[:, 1] - _HANDLE, size, size)
+        layer.stroke_rects(knobs[:, 0] - _HANDLE, knobs[:, 1] - _HANDLE, size, size)
+
+    def _region_outline(self, layer: Canvas, region: np.ndarray) -> None:
+        contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        vp = self.controller.viewport
+        layer.stroke_style = SELECTION_COLOUR
+        layer.line_width = 2.0
+        layer.set_line_dash([6, 3])
+        for contour in contours:
+            pts = vp.points_to_screen(contour.reshape(-1, 2) + 0.5)
+            if len(pts) >= 2:
+                layer.stroke_polygon(pts.tolist())
+        layer.set_line_dash([])
+
+    # -- status -------------------------------------------------------------------------------------------------------
+    def _status(self, error: str | None = None) -> None:
+        self._last_status = time.perf_counter()
+        e = self.editor
+        ids = e.image_ids
+        position = f"{ids.index(e.image_id) + 1}/{len(ids)}" if e.image_id in ids else "-"
+        name = self._image_name()
+        parts = [f"<b>{_escape(name)}</b> ({position})", f"zoom {self.controller.viewport.zoom:.2f}x"]
+        if self.controller.pointer is not None:
+            x, y = self.controller.pointer
+            parts.append(f"x {math.floor(x)}, y {math.floor(y)}")
+        parts.append(f"tool {e.tool.value}" + (" (ROI)" if e.roi_mode else ""))
+        if e.category and e.module != "anomaly":
+            parts.append(f"category {_escape(e.category)}")
+        if self.dataset.dirty:
+            parts.append("<i>unsaved changes</i>")
+        if error:
+            parts.append(f"<span style='color:#c00'>{_escape(error)}</span>")
+        self.status.value = " · ".join(parts)
+
+    def _image_name(self) -> str:
+        """Looked up once per image: the dataset's table view is not free on big datasets."""
+        image_id = self.editor.image_id
+        if self._name[0] != image_id:
+            self._name = (image_id, str(self.dataset.table.loc[image_id, "name"]))
+        return self._name[1]
+
+
+def _changed_box(old: tuple, new: tuple) -> tuple | None:
+    """``(y0, y1, x0, x1)`` around the pixels that differ between two layer tuples; ``()`` when none
+    differ, None when a layer appeared or vanished (compose everything)."""
+    changed = None
+    for a, b in zip(old, new, strict=True):
+        if a is None and b is None:
+            continue
+        if a is None or b is None or a.shape != b.shape:
+            return None
+        diff = a != b
+        changed = diff if changed is None else changed | diff
+    if changed is None or not changed.any():
+        return ()
+    rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _put_pixels(canvas: Canvas, rgba: np.ndarray, x: int, y: int) -> None:
+    """Lossless pixels onto ``canvas`` at ``(x, y)``: a fast PNG (ipycanvas' own encoder is slow, and lossy
+    JPEG for RGB) sent as the ``putImageData`` command; falls back to ``put_image_data``."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgba[:, :, :3]), cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    command = _COMMANDS.get("putImageData") if _COMMANDS else None
+    if not ok or command is None:
+        canvas.put_image_data(np.ascontiguousarray(rgba), x, y)
+        return
+    canvas._canvas_manager.send_draw_command(canvas, command, [int(x), int(y)], [data.tobytes()])
+
+
+def _index(names: list[str], name: str) -> int:
+    return names.index(name) if name in names else -1
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
