@@ -245,7 +245,8 @@ def _overrides(config: DetectionConfig, spec: InputSpec, device: torch.device, r
         "weight_decay": config.weight_decay, "warmup_epochs": config.lr_warmup, "patience": patience,
         "amp": bool(config.mixed_precision and device.type == "cuda"), "verbose": False, "rect": False,
         "max_det": config.max_detections, "iou": config.overlap, "pretrained": False, "cache": False,
-        "freeze": 10 if config.fast_training else None, "nbs": 64,
+        "freeze": 10 if config.fast_training else None,
+        "nbs": config.batch_size,  # one optimizer step per batch (Ultralytics otherwise accumulates to 64 images)
         **config.augmentation.ultralytics(),
     }
 
