@@ -435,19 +435,27 @@ class DatasetPanel:
         self._say(f"tested {self.test_model.value}: {_summary_text(self.report)}")
         return self.report
 
-    def _result_views(self, report) -> list[widgets.Widget]:
+    def _result_views(self, report, keep_roc: bool = False) -> list[widgets.Widget]:
         views: list[widgets.Widget] = [metrics_table({"": report.summary()}, "summary")]
-        if hasattr(report, "confusion") and hasattr(report, "rows") and hasattr(report, "columns"):
-            self.confusion = ConfusionMatrixView(report.rows, report.columns, report.confusion, self.drill_down)
+        confusion = getattr(report, "confusion", None)
+        if callable(confusion):  # a table that depends on a threshold (anomaly)
+            frame = confusion()
+            self.confusion = ConfusionMatrixView(list(frame.index), list(frame.columns), frame.to_numpy(),
+                                                 self.drill_down)
+            views.append(self.confusion.widget)
+        elif confusion is not None and hasattr(report, "rows") and hasattr(report, "columns"):
+            self.confusion = ConfusionMatrixView(report.rows, report.columns, confusion, self.drill_down)
             views.append(self.confusion.widget)
         if hasattr(report, "classes"):
             views.append(metrics_table({k: vars(v) for k, v in report.classes.items()}, "per category"))
         if hasattr(report, "iou"):
             views.append(metrics_table({k: {"IoU": v} for k, v in report.iou.items()}, "IoU per category"))
-        roc = getattr(report, "roc", None)
-        if roc is not None:
-            self.roc = RocView(roc["fpr"], roc["tpr"], roc["thresholds"], getattr(report, "threshold", None),
-                               self.set_threshold)
+        curve = getattr(report, "curve", None)
+        if curve is not None:
+            if keep_roc:
+                self.roc.show_threshold(report.threshold)
+            else:
+                self.roc = RocView(curve.fpr, curve.tpr, curve.thresholds, report.threshold, self.set_threshold)
             views.append(self.roc.widget)
         per_class = getattr(report, "ap", None)
         if isinstance(per_class, dict):
@@ -455,13 +463,15 @@ class DatasetPanel:
         return views
 
     def set_threshold(self, value: float) -> None:
-        """A new operating threshold from the ROC view (anomaly): relabel the predictions with it."""
-        report = self.report
-        apply = getattr(report, "with_threshold", None) or getattr(report, "set_threshold", None)
-        if apply is not None:
-            result = apply(value)
-            self.report = result if result is not None else report
-        self._say(f"threshold set to {value:.4g}")
+        """A new operating threshold picked on the ROC curve (anomaly): decide again, store it with the model."""
+        from astrocyte_lab.evaluation.anomaly import apply_threshold
+
+        self.report = apply_threshold(self.state.workspace, self.report, value)
+        self.dataset.reload()  # the new decisions were saved as the dataset's predictions
+        self.query.refresh()
+        self.results.children = self._result_views(self.report, keep_roc=True)
+        self.show_page(self.page_index)
+        self._say(f"threshold set to {value:.6g}: {_summary_text(self.report)}")
 
     # -- helpers ---------------------------------------------------------------------------------------------------
     def _after_edit(self, message: str | None) -> None:
