@@ -196,6 +196,23 @@ class InferencePanel:
             self.message.value = ERROR.format(html.escape(str(exc)))
 
 
+def detected_objects(prediction) -> list:
+    """A detection result's boxes (or rotated boxes) as annotations with scores, for drawing."""
+    from astrocyte_lab.data.annotations import Box, RotatedBox
+
+    boxes = getattr(prediction, "boxes", None)
+    if boxes is None:
+        return []
+    rotated = getattr(prediction, "rotated", None)
+    out = []
+    for index, (label, score) in enumerate(zip(prediction.labels, prediction.scores, strict=True)):
+        if rotated is not None:
+            out.append(RotatedBox(label, *(float(v) for v in rotated[index][:5]), score=float(score)))
+        else:
+            out.append(Box(label, *(float(v) for v in boxes[index][:4]), score=float(score)))
+    return out
+
+
 def result_picture(image: np.ndarray, prediction, categories: list[str]) -> np.ndarray:
     """The image with whatever the prediction carries drawn over it: a mask, a heatmap, or objects."""
     rgb = render.display_rgb(image)
@@ -206,7 +223,7 @@ def result_picture(image: np.ndarray, prediction, categories: list[str]) -> np.n
     heatmap = getattr(prediction, "heatmap", None)
     if heatmap is not None and mask is None:
         rgb = render.overlay_heatmap(rgb, heatmap)
-    objects = getattr(prediction, "objects", None)
+    objects = getattr(prediction, "objects", None) or detected_objects(prediction)
     if objects:
         rgb = render.draw_objects(rgb, objects, render.category_colours(categories), predicted=True)
     return rgb
