@@ -29,7 +29,7 @@ from astrocyte_lab.training.loop import OutOfMemory
 
 Subset = Literal["train", "validation", "all"]
 NORMAL, ANOMALY = ANOMALY_CATEGORIES
-PIXEL_SAMPLE_LIMIT = 1 << 20  # larger heatmaps are strided for the pixel AUROC (keeps memory bounded)
+PIXEL_BUDGET = 4 << 20  # pixels entering the pixel AUROC at most: heatmaps are strided evenly beyond it
 
 
 @dataclass
@@ -129,6 +129,8 @@ def evaluate_anomaly(workspace: Workspace, model_name: str, dataset_name: str,
     heatmaps: dict[int, np.ndarray] = {}
     pixel_truth, pixel_values = [], []
     ids = [int(i) for i in rows.index]
+    g = dataset.geometry
+    step = max(1, int(np.ceil(np.sqrt(len(ids) * g.width * g.height / PIXEL_BUDGET))))
     for first in range(0, len(ids), batch_size):
         chunk = ids[first:first + batch_size]
         try:
@@ -145,7 +147,6 @@ def evaluate_anomaly(workspace: Workspace, model_name: str, dataset_name: str,
             mask = dataset.mask(image_id) if truth == ANOMALY else None
             if truth == NORMAL or mask is not None:
                 mask = np.zeros(result.heatmap.shape, bool) if mask is None else mask
-                step = max(1, int(np.ceil(np.sqrt(mask.size / PIXEL_SAMPLE_LIMIT))))
                 pixel_truth.append(mask[::step, ::step])
                 pixel_values.append(result.heatmap[::step, ::step])
     truth = rows["ground_truth"].tolist()

@@ -26,7 +26,7 @@ def coreset_size(patches: int, ratio: float, cap: int) -> int:
 
 
 @torch.no_grad()
-def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 64, max_candidates: int = 200_000,
+def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 32, max_candidates: int = 50_000,
                    seed: int = 0, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Indices (into ``features``' rows) of ``size`` patches chosen by greedy k-center selection.
 

@@ -83,6 +83,7 @@ class AnomalyNet(nn.Module):
         else:
             raise KeyError(f"unknown anomaly model {kind!r} (patchcore, padim or dfm)")
         self.blur = SeparableBlur(blur_sigma)
+        _trim(self.extractor)
         self.pretrained_loaded = False
         if pretrained:
             state = backbone.state()
@@ -166,6 +167,14 @@ class AnomalyNet(nn.Module):
             best = nearest if best is None else torch.minimum(best, nearest)
         assert best is not None, "the memory bank is empty"
         return best.reshape(batch, height, width).unsqueeze(1)
+
+
+def _trim(extractor: nn.Module) -> None:
+    """Drop the EfficientNet stages after the last feature level used (timm runs every stage otherwise)."""
+    stages = getattr(extractor, "_stage_out_idx", None)
+    blocks = getattr(extractor, "blocks", None)
+    if stages and isinstance(blocks, nn.Sequential) and getattr(extractor, "feature_hooks", None) is None:
+        extractor.blocks = blocks[:max(stages)]
 
 
 def _channels(architecture: str, layers: tuple[str, ...]) -> int:

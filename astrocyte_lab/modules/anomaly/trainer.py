@@ -8,7 +8,7 @@ features, then the model is fitted once:
   most ``memory_bank_size``);
 * PaDiM: one Gaussian per patch position (anomalib's ``MultiVariateGaussian``);
 * DFM (image level): PCA of the pooled features; with ``outlier_exposure`` a few variants (PCA energy,
-  reconstruction error or Gaussian likelihood) are tried on held-out normal images and synthetic anomalies
+  the feature reconstruction error) are tried on held-out normal images and synthetic anomalies
   made from them (:mod:`outliers`), and the best-separating variant is kept.
 
 Anomaly images assigned to training are left out (they are for testing only). The validation images are
@@ -45,7 +45,9 @@ from astrocyte_lab.training.runner import inline_context, open_dataset, start_tr
 
 NORMAL, ANOMALY = ANOMALY_CATEGORIES
 OUTPUTS = {"score": "score", "anomaly_map": "anomaly_map"}
-DFM_VARIANTS: tuple[tuple[str, float], ...] = (("fre", 0.9), ("fre", 0.97), ("fre", 0.99), ("nll", 0.97))
+# anomalib 2.7.0 cannot fit DFM's "nll" variant (SingleClassGaussian.fit passes device= to torch.mean): "fre" only
+DFM_VARIANTS: tuple[tuple[str, float], ...] = (("fre", 0.8), ("fre", 0.9), ("fre", 0.97), ("fre", 0.99))
+PROBE = 16  # training images scored for a fallback threshold when there is no validation image
 EXPOSURE_IMAGES = 24  # held-out normal images (and as many synthetic anomalies) for outlier exposure
 
 
@@ -138,7 +140,8 @@ def train(workspace: Workspace, dataset_name: str, model_name: str, config: Anom
         section["heatmap"] = extra["score_type"] == "fre"
     net = net.cpu().eval()
     section["threshold"] = 0.0
-    metrics, threshold = _validate(net, dataset, val_ids or normal_ids, spec, section, config, context)
+    probe = val_ids or [normal_ids[i] for i in np.random.default_rng(seed).permutation(len(normal_ids))[:PROBE]]
+    metrics, threshold = _validate(net, dataset, probe, spec, section, config, context)
     section["threshold"] = float(config.threshold if config.threshold is not None else threshold)
     section.update(extra)
     fitted = round(time.perf_counter() - started, 2)

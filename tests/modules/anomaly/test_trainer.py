@@ -1,0 +1,80 @@
+"""Fitting: Normal images only, every granularity and algorithm, tiling, ROI, the memory bank cap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from astrocyte_lab import Workspace
+from astrocyte_lab.errors import AstrocyteError
+from astrocyte_lab.modules.anomaly.config import AnomalyConfig
+from astrocyte_lab.modules.anomaly.trainer import load_network, train, train_job
+
+
+def test_patchcore_fit_record_and_bank_cap(fitted: tuple[Workspace, str]) -> None:
+    ws, name = fitted
+    record = ws.model_store.record(name)
+    assert record["module"] == "anomaly" and record["categories"] == ["Normal", "Anomaly"]
+    assert record["images"] == {"train": 18, "validation": 12, "left_out": 0}
+    section = record["anomaly"]
+    assert section["algorithm"] == "patchcore" and section["score"] == "map_max" and section["heatmap"]
+    assert record["metrics"]["val_auroc"] >= 0.9, record["metrics"]  # a bright/dark square is easy even untrained
+    assert section["threshold"] == pytest.approx(record["metrics"]["val_threshold"])
+    net, _, spec = load_network(ws, name)
+    assert net.model.memory_bank.shape[0] == section["memory_bank"] == max(1, round(0.01 * section["patches"]))
+    assert (spec.width, spec.height, spec.channels) == (64, 64, 1)
+
+
+def test_memory_bank_cap_and_anomalies_in_training_left_out(tiles: tuple[Workspace, str]) -> None:
+    ws, dataset_name = tiles
+    dataset = ws.dataset(dataset_name)
+    dataset.assign_set(dataset.select(ground_truth="Anomaly")[:2], "train")
+    dataset.save()
+    train(ws, dataset_name, "capped", AnomalyConfig(seed=0, pretrained=False, coreset_ratio=0.5,
+                                                    memory_bank_size=50))
+    record = ws.model_store.record("capped")
+    assert record["images"]["left_out"] == 2 and record["anomaly"]["memory_bank"] == 50
+    assert load_network(ws, "capped")[0].model.memory_bank.shape == (50, 152)
+
+
+@pytest.mark.parametrize("options", [{"algorithm": "padim"}, {"granularity": "pixel_low_res"},
+                                     {"granularity": "image"}])
+def test_other_granularities_and_algorithms(tiles: tuple[Workspace, str], options: dict) -> None:
+    ws, dataset_name = tiles
+    job = train_job(ws, dataset_name, "m", AnomalyConfig(seed=0, pretrained=False, **options))
+    job.result()
+    record = ws.model_store.record("m")
+    assert record["metrics"]["val_auroc"] >= 0.8, (options, record["metrics"])
+    if options.get("granularity") == "pixel_low_res":
+        assert (record["input"]["width"], record["input"]["height"]) == (32, 32)
+    if options.get("granularity") == "image":
+        section = record["anomaly"]
+        assert section["algorithm"] == "dfm" and section["score"] == "model"
+        assert set(section["outlier_exposure"]) == {"fre@0.8", "fre@0.9", "fre@0.97", "fre@0.99"}
+        assert section["heatmap"] == (section["score_type"] == "fre")
+
+
+def test_tiling_and_roi(tiles: tuple[Workspace, str]) -> None:
+    ws, dataset_name = tiles
+    dataset = ws.dataset(dataset_name)
+    ignored = np.zeros((64, 64), bool)
+    ignored[:, :8] = True  # a strip the models must not use
+    dataset.set_roi(ignored)
+    dataset.save()
+    train(ws, dataset_name, "tiled", AnomalyConfig(seed=0, pretrained=False, tiling=True, tile_size=(32, 32),
+                                                   tile_overlap=0.25))
+    record = ws.model_store.record("tiled")
+    assert record["anomaly"]["tiling"] == {"tile": [32, 32], "overlap": 0.25}
+    assert record["input"]["crop"] == [8, 0, 56, 64]
+    assert (record["input"]["width"], record["input"]["height"]) == (32, 32)
+    assert record["metrics"]["val_auroc"] >= 0.8, record["metrics"]
+
+
+def test_refusal_without_normal_training_images(tiles: tuple[Workspace, str]) -> None:
+    ws, dataset_name = tiles
+    dataset = ws.dataset(dataset_name)
+    dataset.assign_set(dataset.select(ground_truth="Normal"), "validation")
+    dataset.save()
+    with pytest.raises(AstrocyteError, match="no Normal image in the training set"):
+        train(ws, dataset_name, "none", AnomalyConfig(pretrained=False))
+    assert not ws.model_store.exists("none")
