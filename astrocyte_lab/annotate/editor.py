@@ -339,7 +339,8 @@ class AnnotationEditor:
 
     def key(self, name: str, modifiers: Iterable[str] = ()) -> Change:
         """Keyboard: Delete, digits 0-9 (category), Escape (cancel), Enter (close polygon), Space /
-        Backspace (next / previous image), ctrl+z (undo). Names are the browser's ``KeyboardEvent.key``."""
+        Backspace (next / previous image), ctrl+z (undo), p (pseudo label <-> ground truth on the selection).
+        Names are the browser's ``KeyboardEvent.key``."""
         mods = {m.lower() for m in modifiers}
         if name in _DELETE_KEYS:
             return self.delete_selected()
@@ -361,6 +362,8 @@ class AnnotationEditor:
             return self.step(-1)
         if name.lower() == "z" and ({"ctrl", "meta"} & mods):
             return self.undo()
+        if name == "p" and not mods and self.selection and not self._uses_masks():
+            return self.toggle_pseudo(*self.selection)
         return Change.NONE
 
     def cancel(self) -> None:
@@ -404,12 +407,16 @@ class AnnotationEditor:
         self._set_objects(objects)
         return Change.OBJECTS
 
-    def toggle_pseudo(self, index: int) -> Change:
-        """Turn a pseudo label into ground truth, or ground truth back into a pseudo label."""
+    def toggle_pseudo(self, *indices: int) -> Change:
+        """Turn pseudo labels into ground truth, or ground truth back into pseudo labels (key ``p`` on the
+        selection); one undo step."""
         objects = self.objects()
-        if not 0 <= index < len(objects):
-            raise AstrocyteError(f"no object {index} on this image ({len(objects)} objects)")
-        return self.update_object(index, pseudo=not objects[index].pseudo)
+        for index in indices:
+            if not 0 <= index < len(objects):
+                raise AstrocyteError(f"no object {index} on this image ({len(objects)} objects)")
+            objects[index] = replace(objects[index], pseudo=not objects[index].pseudo)
+        self._set_objects(objects)
+        return Change.OBJECTS
 
     def invert_roi(self) -> Change:
         """Swap masked and active pixels of the dataset's ROI (undoable)."""

@@ -43,6 +43,7 @@ TOOL_TIPS = {Tool.SELECT: "Select, move, resize (corner handles); Delete removes
              Tool.RECTANGLE: "Drag a rectangle", Tool.ERASER: "Paint background"}
 NAV_KEYS = (" ", "Backspace", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "+", "=", "-", "f")
 _REDRAW = Change.PREVIEW | Change.OBJECTS | Change.PIXELS | Change.IMAGE | Change.VIEW | Change.TOOL
+BACKDROP = "#2b2b2b"
 _HANDLE = 4.0  # half size of a drawn handle, screen pixels
 
 
@@ -71,7 +72,7 @@ class AnnotationCanvas(widgets.VBox):
         self._pixels: np.ndarray | None = None  # 8-bit display pixels of the open image
         self._layers: tuple | None = None  # the (mask, predicted mask, active region) the source canvas shows
         self._syncing = False
-        self._name: tuple[int, str] = (-1, "")
+        self._names: dict[int, str] = {}
         w, h = self.editor.size
         self._source = Canvas(width=w, height=h)  # never displayed: the composed full-size image
         self.canvas = MultiCanvas(3, width=width, height=height,
@@ -104,12 +105,16 @@ class AnnotationCanvas(widgets.VBox):
 
     def show_image(self, image_id: int | str) -> None:
         """Show another image of the dataset."""
-        self._apply(self.editor.open(image_id))
+        self.apply(self.editor.open(image_id))
 
     def refresh(self) -> None:
         """Re-read the dataset (categories, objects, masks) after a change made elsewhere, and redraw."""
+        self._names = {}
+        if self.editor.image_id not in self.dataset.ids:
+            self.editor.open(int(self.editor.image_ids[0]))
+        else:
+            self.editor.open(self.editor.image_id)
         self._sync_toolbar()
-        self.editor.open(self.editor.image_id)
         self.redraw()
 
     def redraw(self) -> None:
@@ -132,7 +137,7 @@ class AnnotationCanvas(widgets.VBox):
 
         def button(label: str, tip: str, action: Callable[[], Change]) -> widgets.Button:
             b = widgets.Button(description=label, tooltip=tip, layout=small)
-            b.on_click(lambda _: self._apply(action()))
+            b.on_click(lambda _: self.apply(action()))
             return b
 
         self.buttons = {
@@ -167,21 +172,25 @@ class AnnotationCanvas(widgets.VBox):
         self._sync_toolbar()
 
     def _sync_toolbar(self) -> None:
-        """Widgets follow the editor (tool list, tool, categories, category)."""
+        """Widgets follow the editor (tool list, tool, categories, category); unchanged options are not resent."""
         e = self.editor
         self._syncing = True
         try:
             tools = [t for t in e.tools if not self.read_only or t == Tool.PAN]
-            self.tool_buttons.options = [(TOOL_LABELS[t], t.value) for t in tools]
-            self.tool_buttons.tooltips = [TOOL_TIPS[t] for t in tools]
+            options = tuple((TOOL_LABELS[t], t.value) for t in tools)
+            if tuple(self.tool_buttons.options) != options:
+                self.tool_buttons.options = options
+                self.tool_buttons.tooltips = [TOOL_TIPS[t] for t in tools]
             self.tool_buttons.value = e.tool.value
-            self.category.options = e.categories
+            if tuple(self.category.options) != tuple(e.categories):
+                self.category.options = e.categories
             self.category.value = e.category if e.category in e.categories else None
             self.category.disabled = e.module == "anomaly" or e.roi_mode
             painting = any(t in e.tools for t in (Tool.BRUSH, Tool.ERASER))
             self.brush.layout.display = None if painting else "none"
+            no_roi = self.dataset.active_region() is None
             for name in ("invert_roi", "clear_roi"):
-                self.buttons[name].disabled = self.dataset.active_region() is None
+                self.buttons[name].disabled = no_roi
         finally:
             self._syncing = False
 
@@ -216,7 +225,7 @@ class AnnotationCanvas(widgets.VBox):
     def _on_mouse_down(self, x: float, y: float) -> None:
         if self.read_only and self.editor.tool != Tool.PAN:
             return
-        self._apply(self.controller.mouse_down(x, y))
+        self.apply(self.controller.mouse_down(x, y))
 
     def _on_mouse_move(self, x: float, y: float) -> None:
         change = self.controller.mouse_move(x, y)
@@ -228,29 +237,33 @@ class AnnotationCanvas(widgets.VBox):
         if now - self._last_draw < self.min_interval:
             self._pending |= change
             return
-        self._apply(change)
+        self.apply(change)
 
     def _on_mouse_up(self, x: float, y: float) -> None:
-        self._apply(self.controller.mouse_up(x, y))
+        self.apply(self.controller.mouse_up(x, y))
 
     def _on_mouse_out(self, x: float, y: float) -> None:
-        self._apply(self.controller.mouse_out(x, y))
+        self.apply(self.controller.mouse_out(x, y))
 
     def _on_wheel(self, dx: float, dy: float) -> None:
-        self._apply(self.controller.wheel(dx, dy))
+        self.apply(self.controller.wheel(dx, dy))
 
     def _on_key(self, key: str, shift: bool, ctrl: bool, meta: bool) -> None:
         if self.read_only and key not in NAV_KEYS:
             return
-        self._apply(self.controller.key(key, shift, ctrl, meta))
+        self.apply(self.controller.key(key, shift, ctrl, meta))
 
     def _on_client_ready(self) -> None:
         # a new browser view starts blank and does not know which canvas the manager last addressed
         self._source._canvas_manager._current_canvas = None
         self.redraw()
 
-    def _apply(self, change: Change) -> None:
-        """Redraw what ``change`` needs, sync the toolbar, and tell the listeners about edits."""
+    def apply(self, change: Change) -> None:
+        """Redraw what ``change`` needs, sync the toolbar, and tell the listeners about edits.
+
+        Call it with what an editor method returned when a panel edits through ``canvas.editor``
+        (e.g. ``canvas.apply(canvas.editor.update_object(0, x=5))``).
+        """
         change |= self._pending
         self._pending = Change.NONE
         if Change.IMAGE in change:
@@ -307,7 +320,8 @@ class AnnotationCanvas(widgets.VBox):
     def _draw_image(self) -> None:
         layer = self.canvas[0]
         vp = self.controller.viewport
-        layer.clear()
+        layer.fill_style = BACKDROP
+        layer.fill_rect(0, 0, vp.width, vp.height)
         layer.image_smoothing_enabled = vp.zoom < 1.0  # crisp pixels when zoomed in
         x, y, w, h = vp.placement()
         layer.draw_image(self._source, x, y, w, h)
@@ -393,7 +407,7 @@ class AnnotationCanvas(widgets.VBox):
             x, y = pts[:, 0].min(), pts[:, 1].min()
             layer.font = "12px sans-serif"
             layer.fill_style = colour
-            layer.fill_text(label, float(x), float(max(y - 3, 11)))
+            layer.fill_text(label, float(x), float(y - 4 if y >= 16 else y + 14))
 
     def _handles(self, layer: Canvas, ann: Annotation, single: bool) -> None:
         vp = self.controller.viewport
@@ -445,11 +459,11 @@ class AnnotationCanvas(widgets.VBox):
         self.status.value = " · ".join(parts)
 
     def _image_name(self) -> str:
-        """Looked up once per image: the dataset's table view is not free on big datasets."""
+        """Image names are read once (the dataset's table view is not free on big datasets)."""
         image_id = self.editor.image_id
-        if self._name[0] != image_id:
-            self._name = (image_id, str(self.dataset.table.loc[image_id, "name"]))
-        return self._name[1]
+        if image_id not in self._names:
+            self._names = {int(i): str(n) for i, n in self.dataset.table["name"].items()}
+        return self._names.get(image_id, str(image_id))
 
 
 def _changed_box(old: tuple, new: tuple) -> tuple | None:

@@ -258,6 +258,10 @@ def test_pseudo_toggle(detection) -> None:
     assert detection.objects(1, pseudo=False) == [Box("nut", 1, 1, 9, 9, score=pytest.approx(0.8))]
     editor.toggle_pseudo(0)
     assert len(detection.objects(1, pseudo=True)) == 1
+    click(editor, 5, 5)
+    assert editor.key("p") == Change.OBJECTS and detection.objects(1, pseudo=True) == []
+    editor.undo()
+    assert len(detection.objects(1, pseudo=True)) == 1
 
 
 def test_iou_helper_shapes() -> None:

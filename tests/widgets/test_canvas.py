@@ -262,3 +262,17 @@ def test_drag_handler_is_fast_on_a_1024_image(ws, tmp_path) -> None:
     fire(canvas, "mouse_up", *screen(canvas, 49, 59))
     assert big.objects(0)[0].x1 == pytest.approx(39)
     assert float(np.median(timings)) < 0.02 and max(timings) < 0.1
+
+
+def test_panel_edits_through_apply_and_refresh(detection) -> None:
+    canvas = AnnotationCanvas(detection, width=256, height=192)
+    seen: list[Change] = []
+    canvas.on_change.append(seen.append)
+    canvas.apply(canvas.editor.update_object(0, x=0, y=0))
+    assert detection.objects(0)[0].x1 == 0 and seen == [Change.OBJECTS]
+    assert canvas.editor.details()[0]["x"] == 0
+    detection.add_category("bolt")  # changed elsewhere (the Dataset panel)
+    canvas.refresh()
+    assert "bolt" in canvas.category.options
+    key(canvas, "3")
+    assert canvas.category.value == "bolt"
