@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from astrocyte_lab.training.job_records import JobRecorder
+
 State = Literal["pending", "running", "done", "failed", "cancelled"]
 
 
@@ -77,8 +79,12 @@ class JobContext:
 class Job:
     """Run ``work(context)`` in a background thread; observe it with :meth:`status` and :meth:`subscribe`."""
 
-    def __init__(self, name: str, work: Callable[[JobContext], Any], start: bool = True) -> None:
+    def __init__(self, name: str, work: Callable[[JobContext], Any], start: bool = True,
+                 workspace: Any = None) -> None:
         self.name = name
+        # with a workspace (path or Workspace), the job keeps <workspace>/jobs/<id>.json for other processes
+        self._workspace = getattr(workspace, "path", workspace)
+        self.record: JobRecorder | None = None
         self._work = work
         self._cancel = threading.Event()
         self._done = threading.Event()
@@ -99,6 +105,8 @@ class Job:
         if self._state == "pending":
             self._state = "running"
             self._started = time.time()
+            if self._workspace is not None:
+                self.record = JobRecorder(self, self._workspace).start()
             self._thread.start()
         return self
 
@@ -118,6 +126,8 @@ class Job:
         self._state = state
         self._message = event.message
         self._publish(event)
+        if self.record is not None:
+            self.record.finish()
         self._done.set()
 
     def _progress(self, step: int, total: int | None, message: str | None) -> None:

@@ -21,7 +21,8 @@ def start_training(train: TrainFn, workspace: Workspace, dataset: str, model_nam
     """Run ``train(...)`` as a background job named after the model; refuse a name already in use up front."""
     if workspace.model_store.exists(model_name):
         raise AstrocyteError(f"a trained model named {model_name!r} already exists: choose another name")
-    return Job(f"train {model_name}", lambda ctx: train(workspace, dataset, model_name, config, description, ctx))
+    return Job(f"train {model_name}", lambda ctx: train(workspace, dataset, model_name, config, description, ctx),
+               workspace=workspace)
 
 
 def open_dataset(workspace: Workspace, name: str, module: str) -> Dataset:
