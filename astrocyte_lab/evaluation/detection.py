@@ -250,7 +250,7 @@ def evaluate_detector(workspace: Workspace, model_name: str, dataset_name: str,
             if write_back:
                 dataset.set_predicted_objects(image_id, to_annotations(prediction))
     if write_back:
-        dataset.save(force=True)
+        dataset.save()
     ap, ap_5095, precision, recall, support = {}, {}, {}, {}, {}
     for k, name in enumerate(categories):
         base = class_ap(results, k, iou_threshold)

@@ -90,8 +90,10 @@ def self_train(workspace: Workspace, dataset: Dataset, net, config: DetectionCon
                               "tiling": tiling.to_record() if tiling else None}}
     detector = Detector(metadata, spec._mask_uint8(), torch_runner(teacher, resolve_device(config.device)))
     context.check_cancelled()
+    dataset = workspace.dataset(dataset.name)  # the current version: edits made while the teacher trained stay
+    unlabelled = [i for i in unlabelled_ids(dataset) if i in set(unlabelled)]
     pseudo_images = pseudo_label(dataset, detector, unlabelled, config.pseudo_confidence)
-    dataset.save(force=True)
+    dataset.save()
     pseudo_count = sum(len(dataset.objects(i, pseudo=True)) for i in unlabelled)
     context.emit("status", message=f"pseudo labels: {pseudo_count} objects on {pseudo_images} of {len(unlabelled)} "
                                    f"unlabelled images (confidence >= {config.pseudo_confidence}), saved")

@@ -175,3 +175,24 @@ def test_cancel_stops_training(tmp_path) -> None:
     job.cancel()
     job.wait(300)
     assert job.state == "cancelled" and not ws.model_store.exists("cancelled")
+
+
+def test_self_training_saves_flagged_pseudo_labels(tmp_path) -> None:
+    ws, name = make_dataset(tmp_path, "partial", count=12, labelled=4)
+    config = quick(self_training=True, pseudo_confidence=0.001, max_detections=3)
+    assert train_job(ws, name, "student", config).result() == "student"
+    dataset = ws.dataset(name)
+    table = dataset.table
+    unlabelled = table.index[(table["n_ground_truth"] == 0) & (table["assigned"] != "validation")]
+    assert len(unlabelled) >= 5 and (table.loc[unlabelled, "n_pseudo"] > 0).all()
+    assert (table.loc[table["n_ground_truth"] > 0, "n_pseudo"] == 0).all()
+    assert set(table.loc[unlabelled, "set"]) == {"auto"}
+    pseudo = dataset.objects(int(unlabelled[0]), pseudo=True)
+    assert all(a.pseudo and a.score is not None and a.score >= 0.001 for a in pseudo)
+    info = ws.model_store.record("student")["detection"]["self_training"]
+    assert info["pseudo_images"] == len(unlabelled) and info["labelled_repeat"] == 2
+    # resuming from the student skips the teacher; a threshold nothing reaches stops with the reason
+    with pytest.raises(SelfTrainingError, match="fewer than"):
+        train_job(ws, name, "student2", quick(self_training=True, pseudo_confidence=0.99,
+                                              resume_from="student")).result()
+    assert ws.dataset(name).table["n_pseudo"].sum() == 0  # the (empty) new pseudo labels were saved
