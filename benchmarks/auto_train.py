@@ -56,12 +56,13 @@ def main() -> None:
     parser.add_argument("--region-size", default=None, help="WxH (default: the dataset size)")
     parser.add_argument("--devices", default="cpu", help="comma-separated, one trial per entry at a time")
     parser.add_argument("--workspace", default=None, help="default: a temporary folder")
+    parser.add_argument("--random-init", action="store_true", help="no pretrained weights")
     args = parser.parse_args()
     from astrocyte_lab.modules.registry import entry
 
     ws = Workspace(args.workspace or tempfile.mkdtemp(prefix="auto-bench-"))
     dataset = build(ws, args.module)
-    options = {"epochs": args.epochs, "seed": 0}
+    options = {"epochs": args.epochs, "seed": 0, "pretrained": not args.random_init}
     if args.region_size:
         options["region_size"] = tuple(int(v) for v in args.region_size.lower().split("x"))
     config = entry(args.module).load("config")(**options)

@@ -53,19 +53,12 @@ Param = Float | Choice
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """``metric`` is maximised; among equal values the lower ``tiebreak`` (a stored metric) wins."""
+    """``metric`` is maximised; among equal values the lower ``tiebreak`` (a stored metric, "" for none) wins,
+    then the earlier trial."""
 
     metric: str
     params: tuple[Param, ...]
     tiebreak: str = "val_loss"
-
-    def active(self, values: dict) -> list[Param]:
-        """The parameters that apply given the values already chosen (conditions look backwards)."""
-        chosen: list[Param] = []
-        for param in self.params:
-            if param.when is None or values.get(param.when[0]) == param.when[1]:
-                chosen.append(param)
-        return chosen
 
     def sample(self, trial: Any) -> dict:
         values: dict = {}
@@ -97,7 +90,22 @@ OPTIMISATION: tuple[Param, ...] = (
 )
 
 SEARCH_SPACES: dict[str, SearchSpace] = {
+    # anomaly models are fitted in one pass (no learning rate): the search picks the algorithm and its settings
+    "anomaly": SearchSpace("val_auroc", (
+        Choice("algorithm", ("patchcore", "padim")),
+        Float("coreset_ratio", 0.002, 0.2, log=True, when=("algorithm", "patchcore")),
+        Float("blur_sigma", 1.0, 8.0),
+    ), tiebreak=""),
     "classification": SearchSpace("val_accuracy", OPTIMISATION),
+    # Ultralytics: one_cycle and cyclic both mean a cosine decay, so only one of them is offered
+    "detection": SearchSpace("val_map50", (
+        Float("learning_rate", 1e-4, 5e-2, log=True),
+        Choice("optimizer", ("sgd", "adam")),
+        Float("momentum", 0.8, 0.98, when=("optimizer", "sgd")),
+        Float("weight_decay", 1e-6, 1e-2, log=True),
+        Choice("scheduler", ("one_cycle", "exponential", "none")),
+        Float("lr_warmup", 0.0, 5.0),
+    ), tiebreak=""),
     "segmentation": SearchSpace("val_mean_iou", (*OPTIMISATION,
                                                  Choice("class_imbalance", ("none", "weighted", "dice_focal")))),
 }

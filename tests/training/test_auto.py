@@ -142,10 +142,16 @@ def test_search_space_table_matches_the_module_configs() -> None:
         for p in space.params:  # every choice is a value the config accepts
             for value in p.choices if isinstance(p, Choice) else (p.low, p.high):
                 type(config).model_validate({**config.to_dict(), p.name: value})
-        defaults = space.defaults(config)
-        assert defaults["learning_rate"] == config.learning_rate
-        assert "momentum" not in defaults  # adam: momentum is not searched
-        assert "momentum" in space.defaults(config.model_copy(update={"optimizer": "sgd"}))
+        defaults = space.defaults(config)  # the first trial: the config's own values of the searched fields
+        assert all(defaults[k] == getattr(config, k) for k in defaults) and defaults
+        for p in space.params:
+            if p.when is not None:  # a conditional parameter is drawn exactly when its condition holds
+                on = config.model_copy(update={p.when[0]: p.when[1]})
+                off_value = next(v for v in next(q for q in space.params if q.name == p.when[0]).choices
+                                 if v != p.when[1])
+                assert p.name in space.defaults(on)
+                assert p.name not in space.defaults(config.model_copy(update={p.when[0]: off_value}))
+    assert "momentum" not in search_space("classification").defaults(ClassificationConfig())  # adam
     assert search_space("segmentation").metric == "val_mean_iou"
     assert any(p.name == "class_imbalance" for p in search_space("segmentation").params)
     with pytest.raises(AstrocyteError, match="not available"):
@@ -396,3 +402,67 @@ def test_segmentation_auto_train_is_at_least_the_default(tmp_path: Path) -> None
     record = ws.model_store.record("auto")
     assert math.isclose(record["auto"]["trials"][0]["value"], manual, rel_tol=1e-6)
     assert record["metrics"]["val_mean_iou"] >= manual - 1e-9
+
+
+def _anomaly_dataset(ws: Workspace, root: Path) -> str:
+    rng = np.random.default_rng(0)
+    for name in ("good", "bad"):
+        (root / name).mkdir(parents=True)
+    for i in range(22):
+        image = rng.normal(128, 10, (48, 48)).clip(0, 255).astype(np.uint8)
+        if i >= 16:  # anomalies: a bright or dark square
+            x, y = (int(v) for v in rng.integers(4, 34, 2))
+            image[y:y + 8, x:x + 8] = 250 if i % 2 else 5
+        cv2.imwrite(str(root / ("bad" if i >= 16 else "good") / f"{i:02d}.png"), image)
+    dataset = ws.create_dataset("tiles", "anomaly", [
+        NamedSet("good", [Location(root / "good", category="Normal")]),
+        NamedSet("bad", [Location(root / "bad", category="Anomaly")])], seed=0)
+    dataset.assign_set(dataset.select(ground_truth="Anomaly"), "validation")
+    dataset.save()
+    return "tiles"
+
+
+@pytest.mark.slow
+def test_anomaly_auto_train_is_at_least_the_default(tmp_path: Path) -> None:
+    from astrocyte_lab.modules.anomaly.config import AnomalyConfig
+    from astrocyte_lab.modules.anomaly.trainer import train_job
+
+    ws = Workspace(tmp_path / "ws")
+    name = _anomaly_dataset(ws, tmp_path)
+    config = AnomalyConfig(seed=0, pretrained=False)
+    train_job(ws, name, "manual", config).result(timeout=300)
+    manual = ws.model_store.record("manual")["metrics"]["val_auroc"]
+    auto_train(ws, name, "auto", config, intensity=3, early_stopping=False).result(timeout=300)
+    record = ws.model_store.record("auto")
+    assert math.isclose(record["auto"]["trials"][0]["value"], manual, rel_tol=1e-6)
+    assert record["metrics"]["val_auroc"] >= manual - 1e-9 and record["module"] == "anomaly"
+    assert {t["params"].get("algorithm") for t in record["auto"]["trials"]} <= {"patchcore", "padim"}
+
+
+@pytest.mark.slow
+def test_detection_auto_train_runs_trials(tmp_path: Path) -> None:
+    from astrocyte_lab.data.annotations import Box
+    from astrocyte_lab.modules.detection.config import DetectionConfig
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    truth = {}
+    for i in range(10):
+        image = rng.integers(90, 130, (224, 224, 3), dtype=np.uint8)
+        x, y = (int(v) for v in rng.integers(10, 150, 2))
+        image[y:y + 40, x:x + 40] = (240, 230, 90)
+        cv2.imwrite(str(folder / f"img_{i:02d}.png"), image)
+        truth[f"img_{i:02d}.png"] = [Box("square", x, y, x + 40, y + 40)]
+    ws = Workspace(tmp_path / "ws")
+    dataset = ws.create_dataset("squares", "detection", [NamedSet("s", [Location(folder)])], seed=0)
+    dataset.add_category("square")
+    for image_id, name in zip(dataset.ids.tolist(), dataset.table["name"].tolist(), strict=True):
+        dataset.set_objects(int(image_id), truth[name])
+    dataset.save()
+    config = DetectionConfig(architecture="nano", epochs=1, batch_size=8, seed=0, pretrained=False)
+    auto_train(ws, "squares", "auto", config, intensity=2, early_stopping=False).result(timeout=900)
+    record = ws.model_store.record("auto")
+    assert record["module"] == "detection" and len(record["auto"]["trials"]) == 2
+    assert record["metrics"]["val_map50"] == max(t["value"] for t in record["auto"]["trials"]
+                                                 if t["state"] == "complete")
