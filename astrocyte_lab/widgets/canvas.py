@@ -302,7 +302,7 @@ class AnnotationCanvas(widgets.VBox):
             self._pixels = display_pixels(self.dataset.image(e.image_id), self.dataset.bit_depth)
         layers = (e.mask() if self.show_truth.value else None,
                   e.predicted_mask() if self.show_predictions.value else None, self.dataset.active_region())
-        box = None if full or self._layers is None else _changed_box(self._layers, layers)
+        box = None if full or self._layers is None else _changed_box(self._layers, layers, e.background)
         self._layers = layers
         if box is None:
             _put_pixels(self._source, compose(self._pixels, *layers, background=e.background), 0, 0)
@@ -466,21 +466,32 @@ class AnnotationCanvas(widgets.VBox):
         return self._names.get(image_id, str(image_id))
 
 
-def _changed_box(old: tuple, new: tuple) -> tuple | None:
-    """``(y0, y1, x0, x1)`` around the pixels that differ between two layer tuples; ``()`` when none
-    differ, None when a layer appeared or vanished (compose everything)."""
+def _changed_box(old: tuple, new: tuple, background: int) -> tuple | None:
+    """``(y0, y1, x0, x1)`` around the pixels that differ between two (mask, predicted, active) tuples;
+    ``()`` when none differ, None when the shapes disagree (compose everything). A missing mask counts as
+    all background and a missing ROI as all active, so the first stroke on an image stays a small update."""
     changed = None
-    for a, b in zip(old, new, strict=True):
+    for slot, (a, b) in enumerate(zip(old, new, strict=True)):
         if a is None and b is None:
             continue
-        if a is None or b is None or a.shape != b.shape:
+        if a is not None and b is not None and a.shape != b.shape:
             return None
+        a, b = (_filled(x, y, slot, background) for x, y in ((a, b), (b, a)))
         diff = a != b
         changed = diff if changed is None else changed | diff
     if changed is None or not changed.any():
         return ()
     rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _filled(layer: np.ndarray | None, other: np.ndarray, slot: int, background: int) -> np.ndarray:
+    """``layer``, or what its absence means, shaped like ``other``: no ROI = all active, no mask = background."""
+    if layer is not None:
+        return layer
+    if slot == 2 or other.dtype == bool:
+        return np.full(other.shape, slot == 2, bool)
+    return np.full(other.shape, background, other.dtype)
 
 
 def _put_pixels(canvas: Canvas, rgba: np.ndarray, x: int, y: int) -> None:

@@ -6,6 +6,7 @@ import importlib.util
 import time
 from pathlib import Path
 
+import cv2
 import ipycanvas.canvas as ipc
 import numpy as np
 import pytest
@@ -276,3 +277,15 @@ def test_panel_edits_through_apply_and_refresh(detection) -> None:
     assert "bolt" in canvas.category.options
     key(canvas, "3")
     assert canvas.category.value == "bolt"
+
+
+def test_first_stroke_on_an_image_without_mask_sends_a_small_update(anomaly, sent) -> None:
+    canvas = AnnotationCanvas(anomaly, width=256, height=192)
+    assert canvas.editor.mask() is None
+    canvas.tool_buttons.value = "rectangle"
+    sent.clear()
+    drag(canvas, screen(canvas, 10, 10), screen(canvas, 20, 16))
+    assert anomaly.mask(0).sum() == 60
+    (png,) = [b[0] for _, b in sent if b]
+    window = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert window.shape[:2] == (6 + 4, 10 + 4)  # the rectangle and a 2-pixel margin for its outline
