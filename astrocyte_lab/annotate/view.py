@@ -88,7 +88,9 @@ class Viewport:
             src = cv2.resize(image, (max(1, round(image.shape[1] * z)), max(1, round(image.shape[0] * z))),
                              interpolation=cv2.INTER_AREA)
         rel = z / scale
-        matrix = np.array([[rel, 0, -self.x0 * z], [0, rel, -self.y0 * z]], dtype=np.float64)
+        # OpenCV indexes pixel centres; map centre to centre in the pixel-edge convention
+        shift = 0.5 * rel - 0.5
+        matrix = np.array([[rel, 0, shift - self.x0 * z], [0, rel, shift - self.y0 * z]], dtype=np.float64)
         out = cv2.warpAffine(src, matrix, (self.width, self.height), flags=cv2.INTER_NEAREST,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         return out.reshape(self.height, self.width, -1)
