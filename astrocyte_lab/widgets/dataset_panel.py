@@ -341,13 +341,16 @@ class DatasetPanel:
         dataset = self.dataset
         canvas_class = _canvas_class()
         if canvas_class is not None and dataset.module in ("detection", "segmentation", "anomaly"):
-            if self.canvas is None or getattr(self.canvas, "dataset", None) is not dataset:
-                self.canvas = canvas_class(dataset, image_id=image_id, module=dataset.module)
-                if hasattr(self.canvas, "on_change"):
-                    self.canvas.on_change.append(lambda *_: self._after_edit(None))
+            ids = [int(i) for i in self.query.ids] if self.query is not None and self.query.count else None
+            if self.canvas is None or self.canvas.dataset is not dataset:
+                self.canvas = canvas_class(dataset, image_id=image_id, module=dataset.module, width=620, height=460,
+                                           image_ids=ids, read_only=self.state.read_only)
+                self.canvas.on_change.append(lambda _change: self._after_edit(None))
+                self.canvas.add_class("astro-annotation-canvas")
             else:
-                self.canvas.show(image_id)
-            self.preview.children = [self.canvas.widget if hasattr(self.canvas, "widget") else self.canvas]
+                self.canvas.image_ids = ids
+                self.canvas.show_image(image_id)
+            self.preview.children = [self.canvas]
             return
         self.preview.children = [widgets.Image(value=render.png_bytes(self.picture(image_id)), format="png",
                                                layout=widgets.Layout(max_width="100%")),

@@ -39,15 +39,22 @@ class TrainingPanel:
         self.device = widgets.Dropdown(description="device", options=["auto"], layout=widgets.Layout(width="320px"))
         self.devices = widgets.HTML("")
         self.augment_inputs: dict[str, tuple[widgets.Checkbox, widgets.FloatSlider]] = {}
-        augment_rows = []
-        defaults = config_class().augmentation
-        for name, transform in defaults.transforms().items():
-            enabled = widgets.Checkbox(value=transform.enabled, description=name.replace("_", " "), indent=False,
-                                       layout=widgets.Layout(width="160px"))
-            chance = widgets.FloatSlider(value=transform.probability, min=0, max=1, step=0.05,
-                                         description="probability", layout=widgets.Layout(width="300px"))
-            self.augment_inputs[name] = (enabled, chance)
-            augment_rows.append(widgets.HBox([enabled, chance]))
+        self.augment_form: ConfigForm | None = None
+        augment_rows: list[widgets.Widget] = []
+        defaults = getattr(config_class(), "augmentation", None)
+        if hasattr(defaults, "transforms"):  # the shared transform list: a switch and a chance per transform
+            for name, transform in defaults.transforms().items():
+                enabled = widgets.Checkbox(value=transform.enabled, description=name.replace("_", " "),
+                                           indent=False, layout=widgets.Layout(width="160px"))
+                chance = widgets.FloatSlider(value=transform.probability, min=0, max=1, step=0.05,
+                                             description="probability", layout=widgets.Layout(width="300px"))
+                self.augment_inputs[name] = (enabled, chance)
+                augment_rows.append(widgets.HBox([enabled, chance]))
+        elif defaults is not None:  # a module's own augmentation settings: a generic form
+            self.augment_form = ConfigForm(type(defaults))
+            augment_rows.append(self.augment_form.widget)
+        else:
+            augment_rows.append(widgets.HTML("<i>This module trains without augmentation.</i>"))
         preview = widgets.Button(description="Preview augmentations", icon="eye")
         preview.on_click(lambda _: self._guard(self.preview_augmentations))
         self.previews = widgets.HBox([])
@@ -95,7 +102,14 @@ class TrainingPanel:
             self.dataset.value = name
 
     def augmentation(self):
-        """The augmentation settings of the form (on top of the module's defaults)."""
+        """The augmentation settings of the form (on top of the module's defaults); None: module defaults."""
+        if self.augment_form is not None:
+            settings = self.augment_form.config()
+            if settings is None:
+                raise AstrocyteError("fix the augmentation settings marked below their form")
+            return settings
+        if not self.augment_inputs:
+            return None
         augmentation = self.config_class().augmentation.model_copy(deep=True)
         for name, (enabled, chance) in self.augment_inputs.items():
             transform = getattr(augmentation, name)
@@ -104,14 +118,20 @@ class TrainingPanel:
         return augmentation
 
     def config(self):
-        config = self.form.config(device=self.device.value, augmentation=self.augmentation())
+        extra = {"device": self.device.value} if "device" in self.config_class.model_fields else {}
+        augmentation = self.augmentation()
+        if augmentation is not None:
+            extra["augmentation"] = augmentation
+        config = self.form.config(**extra)
         if config is None:
             raise AstrocyteError("fix the hyper parameters marked below the form")
         return config
 
     def preview_augmentations(self) -> None:
-        from astrocyte_lab.training.augment import preview
+        from astrocyte_lab.training.augment import AugmentationConfig, preview
 
+        if not isinstance(self.augmentation(), AugmentationConfig):
+            raise AstrocyteError("this module's augmentations are applied by its trainer; no preview here")
         dataset = self.state.dataset(self.dataset.value)
         if dataset is None or len(dataset) == 0:
             raise AstrocyteError("choose a dataset with images first")

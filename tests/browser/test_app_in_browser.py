@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,81 @@ def test_tabs_training_plot_and_confusion_drill_down(where: str, discs_workspace
     shown = int(re.search(r"(\d+)/16", count).group(1))
     assert shown < 16
     browser_page.shot("drill-down")
+
+
+@pytest.fixture
+def detection_workspace(tmp_path: Path) -> Path:
+    import cv2
+    import numpy as np
+
+    workspace = tmp_path / "ws-det"
+    rng = np.random.default_rng(3)
+    (tmp_path / "parts").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "parts" / f"part{i}.png"), rng.integers(80, 160, (240, 320, 3), np.uint8))
+    dataset = Workspace(workspace).create_dataset("parts", "detection", [NamedSet("s", [Location(
+        tmp_path / "parts")])], seed=0)
+    dataset.add_category("nut")
+    dataset.save()
+    return workspace
+
+
+ROUND_TRIP_JS = """async () => {
+    const widget = document.querySelector('.astro-annotation-canvas');
+    const canvas = [...widget.querySelectorAll('canvas')].pop();
+    const status = widget.lastElementChild;  // the canvas widget's status line
+    const rect = canvas.getBoundingClientRect();
+    const times = [];
+    for (let k = 0; k < 8; k++) {
+        const before = status.innerHTML;
+        const changed = new Promise(resolve => {
+            const observer = new MutationObserver(() => {
+                if (status.innerHTML !== before) { observer.disconnect(); resolve(); }
+            });
+            observer.observe(status, {childList: true, subtree: true, characterData: true});
+        });
+        await new Promise(r => setTimeout(r, 120));  // past the status throttle of the canvas
+        const start = performance.now();
+        canvas.dispatchEvent(new MouseEvent('mousemove', {clientX: rect.left + 40 + 9 * k, clientY: rect.top + 50,
+                                                          bubbles: true}));
+        await changed;
+        times.push(performance.now() - start);
+    }
+    times.sort((a, b) => a - b);
+    return times;
+}"""
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_draw_a_box_on_the_canvas_and_save_it(where: str, detection_workspace: Path, voila, lab,
+                                              open_page) -> None:
+    url = (voila if where == "voila" else lab)(detection_workspace, "detection")
+    browser_page = open_page()
+    page = browser_page.page
+    open_app(browser_page, where, url)
+    page.locator(".astro-list select").select_option(index=0)
+    page.get_by_role("button", name="Box", exact=True).click()
+    layer = page.locator(".astro-annotation-canvas canvas").last
+    layer.wait_for()
+    box = layer.bounding_box()
+    x0, y0 = box["x"] + 60, box["y"] + 60
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for step in range(1, 6):
+        page.mouse.move(x0 + 24 * step, y0 + 16 * step)
+    page.mouse.up()
+    page.get_by_text("unsaved changes").first.wait_for(timeout=30_000)
+    times = page.evaluate(ROUND_TRIP_JS)
+    browser_page.shot("box-drawn")
+    page.get_by_role("button", name="Save", exact=True).click()
+    deadline = time.time() + 30
+    objects = []
+    while time.time() < deadline and not objects:
+        dataset = Workspace(detection_workspace).dataset("parts")
+        objects = [a for i in dataset.ids for a in dataset.objects(int(i))]
+    assert len(objects) == 1 and objects[0].category == "nut"
+    x1, y1, x2, y2 = objects[0].bounds()
+    assert x2 - x1 > 20 and y2 - y1 > 10
+    median = times[len(times) // 2]
+    print(f"\n{where}: canvas mouse event -> Python -> status shown: median {median:.0f} ms, all {times}")
+    assert median < 1000  # the target (< 100 ms one way) is reported, not asserted: CI machines are shared
