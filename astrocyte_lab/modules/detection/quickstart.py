@@ -76,8 +76,8 @@ def _train_test_export(ws: Workspace, dataset, name: str, config, log: Log, imag
 def _config(fast: bool, **fields):
     from astrocyte_lab.modules.detection.config import DetectionConfig
 
-    base = dict(architecture="nano", epochs=30 if fast else 80, batch_size=8, optimizer="adam",
-                learning_rate=0.002, lr_warmup=2.0, seed=0, pretrained=False)
+    base = dict(architecture="nano", epochs=40 if fast else 80, batch_size=8, optimizer="adam", learning_rate=0.003,
+                seed=0, pretrained=False, region_size=(288, 224) if fast else None)
     return DetectionConfig(**{**base, **fields})
 
 
@@ -152,7 +152,7 @@ def detection_tiling(workspace: str | Path, fast: bool = False, log: Log = print
     log(f"whole-image model: mAP {baseline.mAP:.3f}")
     log("512 x 512 tiles at full resolution:")
     result = _train_test_export(ws, dataset, name, _config(fast, epochs=epochs, tiling=True, tile_size=(512, 512),
-                                                            batch_size=8), log)
+                                                            region_size=None, batch_size=8), log)
     result["module"] = "detection-tiling"
     result["metrics"].update({"whole_image_mAP": baseline.mAP, "whole_image_ap": baseline.ap})
     return result

@@ -196,3 +196,23 @@ def test_self_training_saves_flagged_pseudo_labels(tmp_path) -> None:
         train_job(ws, name, "student2", quick(self_training=True, pseudo_confidence=0.99,
                                               resume_from="student")).result()
     assert ws.dataset(name).table["n_pseudo"].sum() == 0  # the (empty) new pseudo labels were saved
+
+
+def test_cli_tests_exports_and_predicts(trained, tmp_path) -> None:
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from astrocyte_lab.cli import app
+
+    ws, name, _ = trained
+    runner = CliRunner()
+    tested = runner.invoke(app, ["test", "boxes", name, "--subset", "all", "--workspace", str(ws.path)])
+    assert tested.exit_code == 0, tested.output
+    assert "mAP" in json.loads(tested.output.strip().splitlines()[-1])
+    exported = runner.invoke(app, ["export", "boxes", str(tmp_path / "cli.astromodel"), "--workspace", str(ws.path)])
+    assert exported.exit_code == 0, exported.output
+    Image.fromarray(ws.dataset(name).image(0)).save(tmp_path / "part.png")
+    predicted = runner.invoke(app, ["predict", str(tmp_path / "cli.astromodel"), str(tmp_path / "part.png")])
+    assert predicted.exit_code == 0, predicted.output
