@@ -512,3 +512,65 @@ def _index(names: list[str], name: str) -> int:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class AnnotationDetails(widgets.VBox):
+    """The annotation-details table of a canvas: one row per object (or mask region), coordinates, category
+    and pseudo flag editable, IoU with the best-matching prediction shown. Follows ``canvas.on_change``."""
+
+    COLUMNS = ("#", "category", "kind", "x / cx", "y / cy", "width", "height", "angle", "pseudo", "score", "IoU")
+    MAX_ROWS = 200
+
+    def __init__(self, canvas: AnnotationCanvas) -> None:
+        super().__init__()
+        self.canvas = canvas
+        self.grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns="40px 140px 90px repeat(5, 80px) "
+                                                                                "60px 60px 60px", grid_gap="2px 4px"))
+        self.note = widgets.HTML()
+        self.children = [widgets.HTML("<b>Annotation details</b>"), self.grid, self.note]
+        canvas.on_change.append(lambda _change: self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rebuild the rows from the editor's details."""
+        editor = self.canvas.editor
+        rows = editor.details()
+        cells: list[widgets.Widget] = [widgets.HTML(f"<b>{c}</b>") for c in self.COLUMNS]
+        for row in rows[:self.MAX_ROWS]:
+            cells += self._row(row, editor.categories)
+        self.grid.children = cells
+        more = len(rows) - self.MAX_ROWS
+        self.note.value = f"{more} more not shown" if more > 0 else ("" if rows else "no annotations on this image")
+
+    def _row(self, row: dict, categories: list[str]) -> list[widgets.Widget]:
+        index, kind = row["index"], row["kind"]
+        region = kind == "region"
+        category = widgets.Dropdown(options=categories, value=row["category"] if row["category"] in categories
+                                    else None, layout=widgets.Layout(width="135px"),
+                                    disabled=self.canvas.read_only or self.canvas.editor.module == "anomaly")
+        category.observe(lambda c: self._edit(index, category=c["new"]), "value")
+        rotated = kind == "rotated_box"
+        fields = [("cx" if rotated else "x"), ("cy" if rotated else "y"), "width", "height", "angle"]
+        numbers: list[widgets.Widget] = []
+        for name in fields:
+            value = row.get(name)
+            if value is None or (name == "angle" and not rotated):
+                numbers.append(widgets.HTML(""))
+                continue
+            box = widgets.FloatText(value=round(float(value), 2), step=1, continuous_update=False,
+                                    layout=widgets.Layout(width="78px"), disabled=region or self.canvas.read_only)
+            box.observe(lambda c, name=name: self._edit(index, **{name: c["new"]}), "value")
+            numbers.append(box)
+        pseudo = widgets.Checkbox(value=bool(row["pseudo"]), indent=False, layout=widgets.Layout(width="50px"),
+                                  disabled=region or self.canvas.read_only)
+        pseudo.observe(lambda c: self._edit(index, pseudo=c["new"]), "value")
+        score = "" if row["score"] is None else f"{row['score']:.2f}"
+        iou = "" if row["iou"] is None else f"{row['iou']:.2f}"
+        return [widgets.HTML(str(index)), category, widgets.HTML(kind.replace("_", " ")), *numbers, pseudo,
+                widgets.HTML(score), widgets.HTML(iou)]
+
+    def _edit(self, index: int, **fields: object) -> None:
+        try:
+            self.canvas.apply(self.canvas.editor.update_object(index, **fields))
+        except AstrocyteError as exc:
+            self.note.value = f"<span style='color:#c00'>{_escape(str(exc))}</span>"

@@ -14,7 +14,7 @@ import pytest
 from astrocyte_lab.annotate import Change, Tool
 from astrocyte_lab.data.annotations import Box
 from astrocyte_lab.data.sources import Location, NamedSet
-from astrocyte_lab.widgets.canvas import AnnotationCanvas
+from astrocyte_lab.widgets.canvas import AnnotationCanvas, AnnotationDetails
 
 # the tiny datasets of the annotation tests (a conftest is only seen by its own folder)
 _spec = importlib.util.spec_from_file_location("annotate_datasets", Path(__file__).parents[1] / "annotate" /
@@ -289,3 +289,28 @@ def test_first_stroke_on_an_image_without_mask_sends_a_small_update(anomaly, sen
     (png,) = [b[0] for _, b in sent if b]
     window = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
     assert window.shape[:2] == (6 + 4, 10 + 4)  # the rectangle and a 2-pixel margin for its outline
+
+
+def test_details_table_edits_follow_the_canvas(detection, segmentation) -> None:
+    detection.set_predicted_objects(0, [Box("nut", 4, 4, 20, 16, score=0.9)])
+    canvas = AnnotationCanvas(detection, width=256, height=192)
+    table = AnnotationDetails(canvas)
+    columns = len(AnnotationDetails.COLUMNS)
+    assert len(table.grid.children) == columns * 3  # header and two objects
+    first = table.grid.children[columns:2 * columns]
+    assert first[-1].value == "1.00" and first[2].value == "box"
+    first[3].value = 0.0  # x
+    assert detection.objects(0)[0].x1 == 0 and detection.objects(0)[0].x2 == 16
+    row = table.grid.children[columns:2 * columns]  # rebuilt after the edit
+    row[8].value = True
+    assert detection.objects(0)[0].pseudo
+    rotated = table.grid.children[2 * columns:3 * columns]
+    rotated[7].value = 45.0
+    assert detection.objects(0)[1].angle == pytest.approx(45)
+    key(canvas, " ")
+    assert "no annotations" in table.note.value
+    seg_table = AnnotationDetails(AnnotationCanvas(segmentation, width=256, height=192))
+    region = seg_table.grid.children[columns:2 * columns]
+    assert region[2].value == "region" and region[3].disabled
+    region[1].value = "scratch"
+    assert segmentation.mask(0)[5, 5] == segmentation.categories.index("scratch")
