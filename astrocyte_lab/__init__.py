@@ -39,3 +39,8 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'astrocyte_lab' has no attribute {name!r}")
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The jupyter_server extension (REST API for the JupyterLab sidebar), loaded from ``astrocyte_lab.server``."""
+    return [{"module": "astrocyte_lab.server"}]
