@@ -80,6 +80,13 @@ class AnnotationCanvas(widgets.VBox):
         self._build_toolbar()
         self.status = widgets.HTML(layout=widgets.Layout(width=f"{width}px"))
         super().__init__([*self._toolbar_rows, self.canvas, self.status])
+        # stable hooks for browser tests and styling
+        self.add_class("astro-annotation")
+        self.canvas.add_class("astro-annotation-canvas")
+        self.tool_buttons.add_class("astro-annotation-tools")
+        self.status.add_class("astro-annotation-status")
+        for name, button in self.buttons.items():
+            button.add_class(f"astro-annotation-{name.replace('_', '-')}")
         for hook, handler in ((self.canvas.on_mouse_down, self._on_mouse_down),
                               (self.canvas.on_mouse_move, self._on_mouse_move),
                               (self.canvas.on_mouse_up, self._on_mouse_up),
@@ -528,6 +535,7 @@ class AnnotationDetails(widgets.VBox):
                                                                                 "60px 60px 60px", grid_gap="2px 4px"))
         self.note = widgets.HTML()
         self.children = [widgets.HTML("<b>Annotation details</b>"), self.grid, self.note]
+        self.add_class("astro-annotation-details")
         canvas.on_change.append(lambda _change: self.refresh())
         self.refresh()
 
