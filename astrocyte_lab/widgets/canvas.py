@@ -82,7 +82,7 @@ class AnnotationCanvas(widgets.VBox):
         super().__init__([*self._toolbar_rows, self.canvas, self.status])
         # stable hooks for browser tests and styling
         self.add_class("astro-annotation")
-        self.canvas.add_class("astro-annotation-canvas")
+        self.canvas.add_class("astro-annotation-layers")
         self.tool_buttons.add_class("astro-annotation-tools")
         self.status.add_class("astro-annotation-status")
         for name, button in self.buttons.items():
