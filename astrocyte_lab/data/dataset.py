@@ -300,6 +300,10 @@ class Dataset:
             return []
         return polygons_from_mask(mask, self.categories, background=self._background_index())
 
+    def background_index(self) -> int:
+        """Index of the category meaning "nothing" in masks ("background" if present, else mask value 0's)."""
+        return self._background_index()
+
     def _background_index(self) -> int:
         names = self.categories
         if "background" in names:

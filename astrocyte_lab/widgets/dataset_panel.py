@@ -236,6 +236,12 @@ class DatasetPanel:
     def reload(self) -> None:
         self.dataset.reload()
         self._after_edit(f"reloaded {self.dataset.name}")
+        self._refresh_canvas()
+
+    def _refresh_canvas(self) -> None:
+        """The canvas re-reads the dataset after changes made outside it (reload, test, categories, removal)."""
+        if self.canvas is not None and self.canvas.dataset is self.dataset and len(self.dataset):
+            self.canvas.refresh()
 
     def shuffle(self) -> None:
         self.dataset.shuffle()
@@ -389,6 +395,7 @@ class DatasetPanel:
         ids = self.selected()
         self.dataset.remove(ids)
         self._after_edit(f"{len(ids)} images removed (save changes to keep this)")
+        self._refresh_canvas()
 
     def save_csv(self) -> None:
         target = self._path(".csv")
@@ -399,15 +406,18 @@ class DatasetPanel:
     def add_category(self) -> None:
         self.dataset.add_category(self.category_name.value.strip())
         self._after_edit(f"category {self.category_name.value.strip()} added")
+        self._refresh_canvas()
 
     def rename_category(self) -> None:
         self.dataset.rename_category(self.category_pick.value, self.category_name.value.strip())
         self._after_edit("category renamed")
+        self._refresh_canvas()
 
     def delete_category(self) -> None:
         target = self.migrate_to.value if self.migrate_to.value != "(none)" else None
         self.dataset.delete_category(self.category_pick.value, target)
         self._after_edit(f"category {self.category_pick.value} deleted")
+        self._refresh_canvas()
 
     def _sync_categories(self) -> None:
         names = self.dataset.categories if self.dataset is not None else []
@@ -432,6 +442,7 @@ class DatasetPanel:
         self.report = evaluate(self.state.workspace, self.test_model.value, dataset.name, self.test_subset.value)
         dataset.reload()  # the test saved its predictions
         self.query.refresh()
+        self._refresh_canvas()
         self._sync_categories()
         self.results.children = self._result_views(self.report)
         self.show_page(self.page_index)
@@ -472,6 +483,7 @@ class DatasetPanel:
         self.report = apply_threshold(self.state.workspace, self.report, value)
         self.dataset.reload()  # the new decisions were saved as the dataset's predictions
         self.query.refresh()
+        self._refresh_canvas()
         self.results.children = self._result_views(self.report, keep_roc=True)
         self.show_page(self.page_index)
         self._say(f"threshold set to {value:.6g}: {_summary_text(self.report)}")

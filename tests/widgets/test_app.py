@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from astrocyte_lab import Location, NamedSet, Workspace
+from astrocyte_lab.data.annotations import Box
 from astrocyte_lab.widgets import App
 from astrocyte_lab.widgets.forms import ConfigForm
 from astrocyte_lab.widgets.results import RocView
@@ -123,3 +124,25 @@ def test_roc_view_click_sets_threshold() -> None:
     view = RocView([0, 0.1, 1], [0, 0.8, 1], [0.9, 0.5, 0.1], threshold=0.5, on_threshold=seen.append)
     assert view.pick(0) == pytest.approx(0.9) and seen == [0.9]
     assert "0.9" in view.label.value and np.allclose(view.chosen.x, [0.0])
+
+
+def test_detection_images_open_in_the_annotation_canvas(tmp_path: Path) -> None:
+    import cv2
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "parts").mkdir()
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "parts" / f"p{i}.png"), rng.integers(0, 255, (60, 80, 3), np.uint8))
+    ws = Workspace(tmp_path / "ws")
+    dataset = ws.create_dataset("parts", "detection", [NamedSet("s", [Location(tmp_path / "parts")])])
+    dataset.add_category("nut")
+    dataset.save()
+    app = App(ws, module="detection")
+    panel = app.dataset
+    first = panel.images.options[0][1]
+    panel.images.value = (first,)
+    assert panel.canvas is not None and panel.preview.children == (panel.canvas,)
+    panel.canvas.apply(panel.canvas.editor.add(Box("nut", 5, 5, 30, 30)))
+    assert panel.dataset.dirty and panel.query.page(0)["n_ground_truth"].sum() == 1  # the list follows the canvas
+    panel.reload()
+    assert panel.canvas.editor.dataset.objects(first) == []
