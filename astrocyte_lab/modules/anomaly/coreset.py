@@ -7,7 +7,8 @@ add the patch farthest from the patches already chosen) with three changes that 
 
 * at most ``max_candidates`` patches take part, drawn uniformly at random (the rest are never candidates);
 * distances are measured after a Gaussian random projection to ``projection`` dimensions (distances are
-  roughly preserved, Johnson-Lindenstrauss), computed in place into one preallocated buffer per step;
+  roughly preserved, Johnson-Lindenstrauss), computed in place into preallocated buffers (nothing the size
+  of the candidate pool is allocated after the start);
 * the coreset holds at most ``size`` patches, the user-visible memory bank cap.
 
 Cost: ``size`` steps over ``max_candidates x projection`` floats, with no allocation after the start.
@@ -27,11 +28,14 @@ def coreset_size(patches: int, ratio: float, cap: int) -> int:
 
 @torch.no_grad()
 def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 32, max_candidates: int = 50_000,
-                   seed: int = 0, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                   per_step: int = 1, seed: int = 0,
+                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Indices (into ``features``' rows) of ``size`` patches chosen by greedy k-center selection.
 
     ``features`` is ``(N, D)``. The first centre is a random candidate; each next one is the candidate whose
-    distance to its nearest chosen centre is largest. ``progress(step, size)`` is called now and then.
+    distance to its nearest chosen centre is largest. ``per_step`` > 1 adds that many of the farthest
+    candidates at once (one pass over the candidates per step instead of one per centre: faster, slightly
+    less even). ``progress(done, size)`` is called now and then.
     """
     total = features.shape[0]
     if size >= total:
@@ -46,18 +50,25 @@ def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 32, m
     points = points.contiguous()
     norms = (points * points).sum(1)
     nearest = torch.full((points.shape[0],), float("inf"))
-    buffer = torch.empty_like(nearest)
+    width = max(1, min(per_step, size))
+    products = torch.empty(points.shape[0], width)
+    step_min = torch.empty(points.shape[0])
     chosen = torch.empty(size, dtype=torch.long)
-    index = int(torch.randint(points.shape[0], (1,), generator=generator))
-    every = max(1, size // 50)
-    for step in range(size):
-        chosen[step] = index
-        centre = points[index]
-        # squared distance to the new centre, in place: |x|^2 - 2 x.c + |c|^2
-        torch.addmv(norms, points, centre, alpha=-2.0, out=buffer)
-        buffer.add_(norms[index])
-        torch.minimum(nearest, buffer, out=nearest)
-        index = int(torch.argmax(nearest))
-        if progress is not None and step % every == 0:
-            progress(step, size)
+    picks = torch.randint(points.shape[0], (1,), generator=generator)
+    done, every = 0, max(1, size // 50)
+    while done < size:
+        picks = picks[:size - done]
+        count = picks.numel()
+        chosen[done:done + count] = picks
+        done += count
+        # squared distances to the new centres, in place: |x|^2 - 2 x.c + |c|^2, then the running minimum
+        out = products[:, :count]
+        torch.matmul(points, points[picks].T, out=out)
+        out.mul_(-2.0).add_(norms[:, None]).add_(norms[picks][None, :])
+        torch.amin(out, 1, out=step_min)
+        torch.minimum(nearest, step_min, out=nearest)
+        if done < size:
+            picks = torch.topk(nearest, min(width, size - done)).indices if width > 1 else nearest.argmax()[None]
+        if progress is not None and done % every < count:
+            progress(done, size)
     return candidates[chosen]
