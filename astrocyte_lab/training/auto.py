@@ -2,7 +2,7 @@
 
 Each trial is one complete training through the module's ``train_job`` into a temporary model named
 ``<model>.trial-NNN``. A TPE sampler picks the next trial's values from the finished ones; the per-epoch
-validation metric is reported to a median pruner and an unpromising trial's job is cancelled. The first
+validation metric is reported to a percentile pruner and an unpromising trial's job is cancelled. The first
 trial takes the given configuration's own values of the searched fields (and is never pruned), so with a
 fixed seed and ``early_stopping=False`` the result is never worse on the validation metric than a manual
 training with that configuration: the first trial is that training. The best trial's model becomes ``model_name``; its
@@ -249,8 +249,11 @@ class _Search:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, self.total // 3)), seed=seed,
                                                  multivariate=True, group=True, constant_liar=True)
-        warmup = max(1, self.config.epochs // 3)
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, self.total // 4)), n_warmup_steps=warmup)
+        # prune a trial whose best value so far is in the bottom quarter of the finished trials at the same epoch
+        # (percentile 75: the top three quarters go on),
+        # from half-way through its epochs, once a few trials have finished (gentler than a median with few trials)
+        pruner = optuna.pruners.PercentilePruner(75.0, n_startup_trials=max(3, min(5, self.total // 4)),
+                                                 n_warmup_steps=max(1, self.config.epochs // 2))
         with _flock(self.lock_path):
             study = None
             if self.path.is_file():
