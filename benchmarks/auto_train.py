@@ -6,7 +6,8 @@
 Trains the module's default config once (seed 0), then runs auto train with the same config as the base
 (its searched values are the first trial; early stopping off so every trial has the same epoch budget),
 tests both models on the validation images and prints one JSON line per model and a trial table. The
-validation images also choose the best trial, so the auto figure is an optimistic estimate.
+validation images also choose the best trial, so the auto figure is an optimistic estimate. Run again with
+the same ``--workspace`` after an interruption: the manual model is kept and the stored study resumes.
 """
 
 from __future__ import annotations
@@ -61,14 +62,18 @@ def main() -> None:
     from astrocyte_lab.modules.registry import entry
 
     ws = Workspace(args.workspace or tempfile.mkdtemp(prefix="auto-bench-"))
-    dataset = build(ws, args.module)
+    again = ws.model_store.exists("manual")  # an earlier run in this workspace: keep its manual model and study
+    dataset = "components" if args.module == "classification" else "scratches"
+    if not again:
+        build(ws, args.module)
     options = {"epochs": args.epochs, "seed": 0, "pretrained": not args.random_init}
     if args.region_size:
         options["region_size"] = tuple(int(v) for v in args.region_size.lower().split("x"))
     config = entry(args.module).load("config")(**options)
     start = time.perf_counter()
-    entry(args.module).load("train_job")(ws, dataset, "manual", config).result()
-    manual_s = time.perf_counter() - start
+    if not again:
+        entry(args.module).load("train_job")(ws, dataset, "manual", config).result()
+    manual_s = time.perf_counter() - start if not again else ws.model_store.record("manual")["duration_s"]
     start = time.perf_counter()
     job = auto_train(ws, dataset, "auto", config, intensity=args.trials, devices=args.devices.split(","),
                      early_stopping=False)
