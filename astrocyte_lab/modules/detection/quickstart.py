@@ -76,7 +76,7 @@ def _train_test_export(ws: Workspace, dataset, name: str, config, log: Log, imag
 def _config(fast: bool, **fields):
     from astrocyte_lab.modules.detection.config import DetectionConfig
 
-    base = dict(architecture="nano", epochs=40 if fast else 80, batch_size=8, optimizer="adam", learning_rate=0.003,
+    base = dict(architecture="nano", epochs=30 if fast else 80, batch_size=4, optimizer="adam", learning_rate=0.002,
                 seed=0, pretrained=False, region_size=(288, 224) if fast else None)
     return DetectionConfig(**{**base, **fields})
 

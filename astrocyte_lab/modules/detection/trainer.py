@@ -243,6 +243,8 @@ def _overrides(config: DetectionConfig, spec: InputSpec, device: torch.device, r
         "lr0": config.learning_rate, "lrf": 1.0 if config.scheduler == "none" else 0.05,
         "cos_lr": config.scheduler in ("one_cycle", "cyclic"), "momentum": config.momentum,
         "weight_decay": config.weight_decay, "warmup_epochs": config.lr_warmup, "patience": patience,
+        # Ultralytics warms biases up from lr 0.1, meant for SGD: with Adam that first step wrecks the biases
+        "warmup_bias_lr": 0.1 if config.optimizer == "sgd" else 0.0,
         "amp": bool(config.mixed_precision and device.type == "cuda"), "verbose": False, "rect": False,
         "max_det": config.max_detections, "iou": config.overlap, "pretrained": False, "cache": False,
         "freeze": 10 if config.fast_training else None,

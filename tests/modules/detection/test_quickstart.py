@@ -14,7 +14,7 @@ from astrocyte_lab.cli import app
 def run_quickstart(name: str, workspace: Path) -> dict:
     result = CliRunner().invoke(app, ["quickstart", name, "--workspace", str(workspace), "--fast"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"module", "dataset", "images", "model", "metrics", "package", "runtime"} <= set(summary)
     assert Path(summary["package"]).is_file()
     assert {"label", "score", "ms"} <= set(summary["runtime"])

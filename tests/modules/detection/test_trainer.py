@@ -210,7 +210,7 @@ def test_cli_tests_exports_and_predicts(trained, tmp_path) -> None:
     runner = CliRunner()
     tested = runner.invoke(app, ["test", "boxes", name, "--subset", "all", "--workspace", str(ws.path)])
     assert tested.exit_code == 0, tested.output
-    assert "mAP" in json.loads(tested.output.strip().splitlines()[-1])
+    assert "mAP" in json.loads(tested.stdout.strip().splitlines()[-1])
     exported = runner.invoke(app, ["export", "boxes", str(tmp_path / "cli.astromodel"), "--workspace", str(ws.path)])
     assert exported.exit_code == 0, exported.output
     Image.fromarray(ws.dataset(name).image(0)).save(tmp_path / "part.png")
