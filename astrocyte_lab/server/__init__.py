@@ -16,12 +16,38 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "astrocyte_lab.server"}]
 
 
+def _configure_voila(serverapp: Any) -> None:
+    """Let ``/voila/render`` (the "Open Astrocyte dashboard" command) use the offline ``astrocyte`` template and
+    deny the JupyterLab-only frontend plugin, unless the user configured Voila otherwise. Runs before Voila's own
+    server extension loads (extensions load in name order) and never stops the server."""
+    import os
+
+    try:
+        import voila  # noqa: F401
+    except ImportError:
+        return
+    try:
+        from astrocyte_lab.dashboard import TEMPLATE, VOILA_DENYLIST, prepare_template
+        from astrocyte_lab.data.workspace import default_home
+
+        voila_config = serverapp.config.VoilaConfiguration
+        if "template" not in voila_config:
+            root = prepare_template(default_home() / ".dashboard")
+            os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("JUPYTER_PATH")]))
+            voila_config.template = TEMPLATE
+        if "extension_denylist" not in voila_config:
+            voila_config.extension_denylist = list(VOILA_DENYLIST)
+    except Exception as exc:  # noqa: BLE001 - the dashboard view is optional; the server must start
+        serverapp.log.warning("astrocyte-lab: Voila dashboard template not set up: %s", exc)
+
+
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     from astrocyte_lab.server.handlers import handlers
 
     web_app = serverapp.web_app
     base_url = web_app.settings["base_url"]
     web_app.add_handlers(".*$", handlers(base_url))
+    _configure_voila(serverapp)
     serverapp.log.info("astrocyte-lab server extension loaded: %s%s", base_url, API_PREFIX)
 
 

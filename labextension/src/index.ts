@@ -105,7 +105,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       icon: args => (args.isPalette ? undefined : ICONS[args.tutorial as string] ?? astrocyteIcon),
       execute: async args => {
         const tutorial = String(args.tutorial ?? '');
-        const folder = typeof args.folder === 'string' ? args.folder : currentFolder();
+        // the launcher passes its folder as cwd; the palette has none: use the file browser's folder
+        const folder =
+          typeof args.folder === 'string'
+            ? args.folder
+            : typeof args.cwd === 'string'
+              ? args.cwd
+              : currentFolder();
         try {
           const path = await copyTutorial(tutorial, folder);
           await fileBrowser?.model.refresh();

@@ -206,7 +206,7 @@ export class AstrocyteSidebar extends Widget {
       item.dataset.astrocyteJob = job.id;
       item.dataset.astrocyteState = state;
       const badge = element('span', `astrocyte-Sidebar-state astrocyte-mod-${state}`, state);
-      item.querySelector('.astrocyte-Sidebar-text')?.prepend(badge);
+      item.querySelector('.astrocyte-Sidebar-name')?.prepend(badge);
       if (job.state === 'running' || job.state === 'pending') {
         const actions = element('div', 'astrocyte-Sidebar-actions');
         const cancel = button('Cancel', `Stop ${job.name}`, () => this.cancelJob(job));
