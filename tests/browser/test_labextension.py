@@ -59,7 +59,10 @@ def make_dataset(workspace: Path, name: str, images: Path) -> None:
 @pytest.fixture(scope="module")
 def astro_lab(tmp_path_factory) -> Iterator[Lab]:
     if not LABEXT.exists():
-        pytest.skip("the JupyterLab extension is not built and installed (make setup)")
+        message = "the JupyterLab extension is not built and installed (make setup)"
+        if os.environ.get("ASTROCYTE_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     tmp = tmp_path_factory.mktemp("astro-lab")
     root, workspace = tmp / "root", tmp / "ws"
     (root / "work").mkdir(parents=True)
