@@ -48,8 +48,12 @@ def status_for(exc: BaseException) -> int:
         return 404
     if isinstance(exc, errors.NameConflictError):
         return 409
-    if type(exc).__name__ == "JobRecordError":
-        return 404 if "no job" in str(exc) else (409 if "not running" in str(exc) else 400)
+    from astrocyte_lab.training.job_records import JobNotFoundError, JobNotRunningError
+
+    if isinstance(exc, JobNotFoundError):
+        return 404
+    if isinstance(exc, JobNotRunningError):
+        return 409
     if isinstance(exc, AstrocyteError):
         return 400
     return 500

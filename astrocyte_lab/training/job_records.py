@@ -38,6 +38,14 @@ class JobRecordError(AstrocyteError):
     """A job id that is malformed or unknown, or a job that cannot be cancelled."""
 
 
+class JobNotFoundError(JobRecordError):
+    """No record with that id in the workspace."""
+
+
+class JobNotRunningError(JobRecordError):
+    """The job already ended (or its process is gone): there is nothing to cancel."""
+
+
 def jobs_folder(workspace: str | os.PathLike[str]) -> Path:
     return Path(workspace) / FOLDER
 
@@ -164,7 +172,7 @@ def get_record(workspace: str | os.PathLike[str], job_id: str) -> dict[str, Any]
     folder = jobs_folder(workspace)
     record = _read(folder / f"{check_job_id(job_id)}.json")
     if record is None:
-        raise JobRecordError(f"no job {job_id!r} in {folder}")
+        raise JobNotFoundError(f"no job {job_id!r} in {folder}")
     return _effective(record, folder, time.time())
 
 
@@ -172,7 +180,7 @@ def request_cancel(workspace: str | os.PathLike[str], job_id: str) -> dict[str, 
     """Ask a job of another process to stop; returns its record (``cancel_requested`` set)."""
     record = get_record(workspace, job_id)
     if record["state"] not in ACTIVE:
-        raise JobRecordError(f"job {job_id!r} is not running ({record['state']})")
+        raise JobNotRunningError(f"job {job_id!r} is not running ({record['state']})")
     (jobs_folder(workspace) / f"{job_id}.cancel").touch()
     record["cancel_requested"] = True
     return record
