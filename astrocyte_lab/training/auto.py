@@ -250,8 +250,8 @@ class _Search:
             sampler = optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, self.total // 3)), seed=seed,
                                                  multivariate=True, group=True, constant_liar=True)
         # prune a trial whose best value so far is in the bottom quarter of the finished trials at the same epoch
-        # (percentile 75: the top three quarters go on),
-        # from half-way through its epochs, once a few trials have finished (gentler than a median with few trials)
+        # (percentile 75: the top three quarters go on), from epoch max(1, epochs // 2) on, once 3-5 trials have
+        # finished (gentler than a median pruner, which stops about half of the trials of a short search)
         pruner = optuna.pruners.PercentilePruner(75.0, n_startup_trials=max(3, min(5, self.total // 4)),
                                                  n_warmup_steps=max(1, self.config.epochs // 2))
         with _flock(self.lock_path):
