@@ -213,3 +213,23 @@ def test_voila_dashboard_still_works_with_the_extension_installed(voila, open_pa
     page.page.wait_for_selector(".astrocyte-app", timeout=120_000)
     assert not page.page.locator("#astrocyte-sidebar").count()
     assert not [e for e in errors if "astrocyte" in e.lower()], errors
+
+
+def test_export_a_model_package_from_the_sidebar(astro_lab: Lab, open_page) -> None:
+    from astrocyte_lab.modules.classification.config import ClassificationConfig
+    from astrocyte_lab.modules.classification.trainer import train_job
+
+    config = ClassificationConfig(epochs=1, architecture="resnet18", pretrained=False, batch_size=8, seed=0,
+                                  region_size=(32, 32))
+    assert train_job(Workspace(astro_lab.workspace), "discs", "tiny", config).result(timeout=300) == "tiny"
+    page = open_page()
+    open_lab(page, astro_lab)
+    open_sidebar(page)
+    model = page.page.locator("#astrocyte-sidebar .astrocyte-Sidebar-model[data-astrocyte-name='tiny']")
+    model.wait_for(timeout=30_000)
+    done = page.page.locator("#astrocyte-sidebar .astrocyte-Sidebar-job", has_text="train tiny")
+    done.and_(page.page.locator("[data-astrocyte-state='done']")).wait_for(timeout=30_000)
+    model.get_by_role("button", name="Export").click()
+    page.page.get_by_text("Exported tiny to").first.wait_for(timeout=120_000)
+    page.shot("exported")
+    assert (astro_lab.workspace / "exports" / "tiny.astromodel").stat().st_size > 1000
