@@ -53,7 +53,9 @@ Other members are kept as they are when a predictor saves the package again (roo
 Outputs per module: classification needs ``logits`` ``(N, K)`` unless it is continual; a continual package
 needs ``embedding`` ``(N, D)`` (its labels come from the prototypes, the logits are not used). Segmentation
 needs ``probabilities`` ``(N, K, H, W)`` float32, softmax already applied in the graph, channel ``k`` for
-``categories[k]`` (at most 256 categories, as masks are uint8).
+``categories[k]`` (at most 256 categories, as masks are uint8). Anomaly packages need ``score`` ``(N,)`` and
+``anomaly_map`` ``(N, 1, H, W)`` and an ``anomaly`` section (threshold, heatmap ratio, tiling): see
+:mod:`astrocyte_lab.runtime.anomaly`.
 """
 
 from __future__ import annotations

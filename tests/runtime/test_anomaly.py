@@ -55,10 +55,37 @@ def _parity(ws: Workspace, name: str, tmp_path: Path) -> None:
     assert single.region.dtype == bool and single.region.shape == single.heatmap.shape
 
 
+CHILD_TAIL = r"""
+import numpy as np
+from astrocyte_lab.runtime import load_package
+
+result = load_package(sys.argv[2]).predict(np.load(sys.argv[3]))
+others = sorted(n for n in set(sys.modules) - before
+                if n.startswith("astrocyte_lab.") and not n.startswith("astrocyte_lab.runtime"))
+heavy = sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)
+print(json.dumps({"score": result.score, "label": result.label, "shape": list(result.heatmap.shape),
+                  "others": others, "heavy": heavy}))
+"""
+
+
 def test_package_matches_pytorch_untiled(tmp_path: Path, source: Path) -> None:
+    import json
+    import subprocess
+
+    from .test_isolation import BLOCKED, CHILD
+
     ws, name = _helpers().fit_model(tmp_path / "ws", source)
     _parity(ws, name, tmp_path)
     metadata, _ = read_package(tmp_path / f"{name}.astromodel")
+    image = ws.dataset("tiles").image(0)
+    np.save(tmp_path / "image.npy", image)
+    child = CHILD[:CHILD.index("before = set(sys.modules)")] + "before = set(sys.modules)\n" + CHILD_TAIL
+    done = subprocess.run([sys.executable, "-c", child, ",".join(BLOCKED), str(tmp_path / f"{name}.astromodel"),
+                           str(tmp_path / "image.npy")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["others"] == [] and report["heavy"] == [] and report["shape"] == [64, 64]
+    assert report["score"] == pytest.approx(load_package(tmp_path / f"{name}.astromodel").predict(image).score)
     assert metadata["anomaly"]["heatmap_ratio"] == 0.9 and metadata["outputs"] == {"score": "score",
                                                                                     "anomaly_map": "anomaly_map"}
 

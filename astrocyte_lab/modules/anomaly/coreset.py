@@ -41,9 +41,11 @@ def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 32, m
     if size >= total:
         return torch.arange(total)
     generator = torch.Generator().manual_seed(seed)
-    candidates = torch.randperm(total, generator=generator)[:max_candidates] if total > max_candidates else \
-        torch.arange(total)
-    points = features[candidates].float()
+    if total > max_candidates:
+        candidates = torch.randperm(total, generator=generator)[:max_candidates]
+        points = features[candidates].float()
+    else:  # every patch is a candidate: no copy of the features
+        candidates, points = torch.arange(total), features.float()
     if points.shape[1] > projection:
         matrix = torch.randn(points.shape[1], projection, generator=generator) / projection ** 0.5
         points = points @ matrix

@@ -188,7 +188,7 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
     size = coreset_size(seen, config.coreset_ratio, config.memory_bank_size)
     context.emit("status", message=f"coreset: {size} of {seen} patches ({len(candidates)} candidates)")
     chosen = greedy_coreset(candidates, size, projection=config.coreset_projection,
-                            max_candidates=config.coreset_candidates, seed=seed,
+                            max_candidates=config.coreset_candidates, per_step=config.coreset_per_step, seed=seed,
                             progress=lambda step, n: (context.check_cancelled(),
                                                       context.progress(step, n, "coreset")))
     net.set_memory_bank(candidates[chosen])
