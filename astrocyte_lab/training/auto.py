@@ -87,7 +87,7 @@ def auto_train(workspace: Workspace, dataset_name: str, model_name: str, config:
     slots = _check_devices(list(devices) if devices else [config.device])
     search = _Search(workspace, dataset_name, model_name, module, space, config, total, slots, early_stopping,
                      description, resume)
-    return Job(f"auto-train {model_name}", search.run)
+    return Job(f"auto-train {model_name}", search.run, workspace=workspace)
 
 
 def _check_devices(devices: list[str]) -> list[str]:

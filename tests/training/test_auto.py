@@ -466,3 +466,16 @@ def test_detection_auto_train_runs_trials(tmp_path: Path) -> None:
     assert record["module"] == "detection" and len(record["auto"]["trials"]) == 2
     assert record["metrics"]["val_map50"] == max(t["value"] for t in record["auto"]["trials"]
                                                  if t["state"] == "complete")
+
+
+def test_the_search_is_a_workspace_job_that_another_process_can_cancel(fake) -> None:
+    from astrocyte_lab.training.job_records import list_records, request_cancel
+
+    ws, module = fake
+    module.EPOCH_SECONDS = 0.2
+    job = auto_train(ws, "shapes", "sidebar", _config(epochs=5), intensity=5)
+    mine = next(r for r in list_records(ws.path) if r["name"] == "auto-train sidebar")
+    assert mine["state"] == "running"
+    time.sleep(0.5)
+    request_cancel(ws.path, mine["id"])  # what the JupyterLab sidebar does
+    assert job.wait(30) and job.state == "cancelled" and not ws.model_store.exists("sidebar")
