@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -225,7 +226,9 @@ def test_cancel_stops_the_search_and_resume_retries_the_cut_trial(fake) -> None:
     ws, module = fake
     module.EPOCH_SECONDS = 0.2
     job = auto_train(ws, "shapes", "stopped", _config(epochs=5), intensity=3, early_stopping=False)
-    time.sleep(1.5)  # inside the second trial
+    inside = threading.Event()  # the second trial has reported its second epoch
+    job.subscribe(lambda e: e.kind == "epoch" and e.values["trial"] == 1 and e.epoch == 2 and inside.set())
+    assert inside.wait(60)
     job.cancel()
     assert job.wait(30) and job.state == "cancelled"
     assert not ws.model_store.exists("stopped")
@@ -302,18 +305,17 @@ def test_resume_after_sigkill_continues_from_the_stored_trials(fake, tmp_path: P
     proc = subprocess.Popen([sys.executable, str(_runner_script(tmp_path, "killed", 6, 0.25))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    before = []
     try:
         while time.time() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.1)
             if path.is_file():
                 try:
                     trials = _load_study(path, "killed").trials
                 except KeyError:  # the log exists, the study not yet
                     continue
                 finished = [t for t in trials if t.state.is_finished()]
-                if len(finished) >= 2 and any(t.state.name == "RUNNING" for t in trials):
-                    time.sleep(0.3)  # well inside the running trial
+                if len(finished) >= 2 and any(t.state.name == "RUNNING" and 1 <= len(t.intermediate_values) <= 2
+                                              for t in trials):  # inside a trial: 2 of its 4 epochs to go or more
                     break
         else:
             pytest.fail("the study did not start")
