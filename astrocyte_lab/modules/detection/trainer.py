@@ -276,6 +276,8 @@ def fit(net: torch.nn.Module, folder: yolo.YoloFolder, config: DetectionConfig, 
                   "val_loss": float(sum(v for k, v in metrics.items() if k.startswith("val/"))),
                   "val_map50": float(next((v for k, v in metrics.items() if "mAP50(" in k), 0.0)),
                   "val_map": float(next((v for k, v in metrics.items() if "mAP50-95" in k), 0.0)),
+                  "val_precision": float(next((v for k, v in metrics.items() if "precision" in k), 0.0)),
+                  "val_recall": float(next((v for k, v in metrics.items() if "recall" in k), 0.0)),
                   "lr": float(trainer.optimizer.param_groups[0]["lr"]), "epoch": trainer.epoch + 1}
         result.history.append(values)
         context.emit("epoch", values, epoch=trainer.epoch + 1)
