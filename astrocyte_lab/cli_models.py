@@ -58,6 +58,8 @@ def register(app: typer.Typer) -> None:
             if continual:
                 options["continual"] = True
             config = entry(module).load("config")(**options)
+            if devices and not auto:
+                raise AstrocyteError("--devices runs auto-train trials in parallel; manual training uses one --device")
             if auto:
                 from astrocyte_lab.training.auto import auto_train
 

@@ -359,6 +359,8 @@ def test_cli_train_auto(fake, monkeypatch) -> None:
     assert "trial 0: complete" in result.output
     bad = CliRunner().invoke(app, ["train", "shapes", "x", "--auto", "lots", "--workspace", str(ws.path)])
     assert bad.exit_code == 1 and "tuning intensity" in bad.output
+    manual = CliRunner().invoke(app, ["train", "shapes", "y", "--devices", "cpu,cpu", "--workspace", str(ws.path)])
+    assert manual.exit_code == 1 and "one --device" in manual.output
 
 
 # real networks --------------------------------------------------------------------------------------------------
