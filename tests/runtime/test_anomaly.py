@@ -144,3 +144,13 @@ def test_bad_anomaly_metadata_is_refused(change, message: str) -> None:
     change(broken)
     with pytest.raises(PackageError, match=message):
         validate_metadata(broken, "x.astromodel")
+
+
+def test_resize_map_equals_the_preprocessing_resize() -> None:
+    from astrocyte_lab.runtime.anomaly import resize_map
+    from astrocyte_lab.runtime.preprocess import resize_bilinear
+
+    plane = np.random.default_rng(0).random((37, 53), dtype=np.float32)
+    for width, height in ((130, 70), (20, 11), (53, 37)):
+        expected = resize_bilinear(plane[:, :, None], width, height)[:, :, 0]
+        np.testing.assert_allclose(resize_map(plane, width, height), expected, rtol=1e-5, atol=1e-6)
