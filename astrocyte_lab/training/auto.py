@@ -5,17 +5,18 @@ Each trial is one complete training through the module's ``train_job`` into a te
 validation metric is reported to a percentile pruner and an unpromising trial's job is cancelled. The first
 trial takes the given configuration's own values of the searched fields (and is never pruned), so with a
 fixed seed and ``early_stopping=False`` the result is never worse on the validation metric than a manual
-training with that configuration: the first trial is that training. The best trial's model becomes ``model_name``; its
-record keeps every trial (parameters, metric, state, duration) under ``"auto"``.
+training with that configuration: the first trial is that training. The best trial's model becomes
+``model_name``; its record keeps every trial (parameters, metric, state, duration) under ``"auto"``.
 
-The study lives in ``<workspace>/studies/<model>.journal`` (optuna's journal storage: an append-only
-log written under a file lock, safe across processes). Calling :func:`auto_train` again with the same
-model name continues it: finished trials are kept, trials cut short by a crash are retried, and the
-search stops at the requested total. Study-level steps (counting and asking, telling and cleaning up,
-publishing the result) run under an exclusive ``flock`` on ``studies/<model>.lock``, so two notebooks on
-one study share its trials instead of overrunning the total or deleting each other's models. A process
-that runs trials holds a lock on its own file under ``studies/<model>.owners/``; a trial still marked
-running whose owner's lock is free was orphaned by a dead process.
+The study lives in ``<workspace>/studies/<model>.journal``: optuna's journal storage, an append-only log
+whose appends are made under a ``flock`` (safe across processes; the kernel frees it if a process dies).
+Calling :func:`auto_train` again with the same model name continues it: finished trials are kept, trials
+cut short by a crash are retried, and the search stops at the requested total. Study-level steps (counting
+and asking, telling and cleaning up, publishing the result) run under an exclusive ``flock`` on
+``studies/<model>.lock``, so two notebooks on one study share its trials instead of overrunning the total
+or deleting each other's models. A process that runs trials holds a lock on its own file under
+``studies/<model>.owners/``; a trial still marked running whose owner's lock is free was orphaned by a
+dead process.
 
 Several devices run trials in parallel, one trial per device (the same device may be listed twice).
 """
@@ -127,9 +128,39 @@ def trials_frame(workspace: Workspace, model_name: str):
 def _storage(path: Path):
     import optuna
 
-    backend = optuna.storages.journal.JournalFileBackend(
-        str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path)))
+    backend = optuna.storages.journal.JournalFileBackend(str(path), lock_obj=_journal_lock(path))
     return optuna.storages.JournalStorage(backend)
+
+
+def _journal_lock(path: Path):
+    """The journal's write lock as a ``flock`` on ``<journal>.wlock``: released by the kernel when a process
+    dies, so a kill during a write cannot leave a stale lock (optuna's own file locks wait out a grace period
+    and then break the lock by force)."""
+    from optuna.storages.journal._file import BaseJournalFileLock
+
+    class FlockLock(BaseJournalFileLock):
+        def __init__(self) -> None:
+            self._threads = threading.Lock()
+            self._fd: int | None = None
+
+        def acquire(self) -> bool:
+            self._threads.acquire()
+            try:
+                fd = os.open(f"{path}.wlock", os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+            self._fd = fd
+            return True
+
+        def release(self) -> None:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
+            self._threads.release()
+
+    return FlockLock()
 
 
 def _load_study(path: Path, model_name: str, sampler=None, pruner=None):

@@ -426,7 +426,6 @@ def _anomaly_dataset(ws: Workspace, root: Path) -> str:
     return "tiles"
 
 
-@pytest.mark.slow
 def test_anomaly_auto_train_is_at_least_the_default(tmp_path: Path) -> None:
     from astrocyte_lab.modules.anomaly.config import AnomalyConfig
     from astrocyte_lab.modules.anomaly.trainer import train_job
