@@ -478,7 +478,7 @@ class DatasetPanel:
 
     def set_threshold(self, value: float) -> None:
         """A new operating threshold picked on the ROC curve (anomaly): decide again, store it with the model."""
-        from astrocyte_lab.evaluation.anomaly import apply_threshold
+        from astrocyte_lab.evaluation.thresholds import apply_threshold
 
         self.report = apply_threshold(self.state.workspace, self.report, value)
         self.dataset.reload()  # the new decisions were saved as the dataset's predictions

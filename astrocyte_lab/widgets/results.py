@@ -63,32 +63,53 @@ class ConfusionMatrixView:
 
 
 class RocView:
-    """An ROC curve whose points can be clicked to pick the operating threshold; ``on_threshold(value)``."""
+    """An ROC curve; a click on the plot picks the nearest curve point as the operating threshold.
+
+    Drawn on an ipycanvas canvas, whose mouse events reach Python directly (a few milliseconds), so picking a
+    point needs no plotting-library hit test. ``on_threshold(value)`` is called with the picked threshold.
+    """
+
+    WIDTH, HEIGHT = 420, 380
+    LEFT, RIGHT, TOP, BOTTOM = 58, 16, 34, 48
 
     def __init__(self, fpr: Sequence[float], tpr: Sequence[float], thresholds: Sequence[float],
                  threshold: float | None = None, on_threshold: Callable[[float], None] | None = None,
                  title: str = "ROC curve") -> None:
+        from ipycanvas import Canvas
+
         self.fpr, self.tpr = np.asarray(fpr, float), np.asarray(tpr, float)
         self.thresholds = np.asarray(thresholds, float)
+        self.title = title
+        self.chosen_index: int | None = None
         self._handlers: list[Callable[[float], None]] = [on_threshold] if on_threshold else []
-        x_scale, y_scale = bq.LinearScale(min=0.0, max=1.0), bq.LinearScale(min=0.0, max=1.0)
-        curve = bq.Lines(x=self.fpr, y=self.tpr, scales={"x": x_scale, "y": y_scale}, colors=["#1f77b4"])
-        self.points = bq.Scatter(x=self.fpr, y=self.tpr, scales={"x": x_scale, "y": y_scale}, default_size=40,
-                                 colors=["#1f77b4"], interactions={"click": "select"},
-                                 selected_style={"fill": "red", "stroke": "red"})
-        self.points.on_element_click(self._clicked)
-        self.chosen = bq.Scatter(x=[0.0], y=[0.0], scales={"x": x_scale, "y": y_scale}, default_size=160,
-                                 colors=["#d62728"], marker="diamond")
-        axes = [bq.Axis(scale=x_scale, label="false positive rate", side="bottom", grid_lines="dashed"),
-                bq.Axis(scale=y_scale, label="true positive rate", side="left", grid_lines="dashed")]
-        self.figure = bq.Figure(marks=[curve, self.points, self.chosen], axes=axes, title=title, animation_duration=0,
-                                fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
-                                layout=widgets.Layout(width="420px", height="380px"))
+        self.canvas = Canvas(width=self.WIDTH, height=self.HEIGHT,
+                             layout=widgets.Layout(width=f"{self.WIDTH}px", height=f"{self.HEIGHT}px"))
+        self.canvas.add_class("astro-roc")
+        self.canvas.on_mouse_down(self._clicked)
+        self.canvas.on_client_ready(self.draw)
         self.label = widgets.HTML("")
-        self.widget = widgets.VBox([self.figure, self.label])
+        self.widget = widgets.VBox([self.canvas, self.label])
         if threshold is not None:
             self.show_threshold(threshold)
+        else:
+            self.draw()
 
+    # -- geometry -------------------------------------------------------------------------------------------
+    def to_pixels(self, fpr: float, tpr: float) -> tuple[float, float]:
+        width = self.WIDTH - self.LEFT - self.RIGHT
+        height = self.HEIGHT - self.TOP - self.BOTTOM
+        return self.LEFT + fpr * width, self.TOP + (1.0 - tpr) * height
+
+    def to_rates(self, x: float, y: float) -> tuple[float, float]:
+        width = self.WIDTH - self.LEFT - self.RIGHT
+        height = self.HEIGHT - self.TOP - self.BOTTOM
+        return (x - self.LEFT) / width, 1.0 - (y - self.TOP) / height
+
+    def nearest(self, fpr: float, tpr: float) -> int:
+        """Index of the curve point closest to ``(fpr, tpr)``."""
+        return int(np.argmin((self.fpr - fpr) ** 2 + (self.tpr - tpr) ** 2))
+
+    # -- actions --------------------------------------------------------------------------------------------
     def on_threshold(self, handler: Callable[[float], None]) -> None:
         self._handlers.append(handler)
 
@@ -96,10 +117,12 @@ class RocView:
         """Mark the curve point of ``threshold`` (the nearest listed threshold)."""
         if self.thresholds.size == 0:
             return
-        index = int(np.argmin(np.abs(self.thresholds - threshold)))
-        self.chosen.x, self.chosen.y = [float(self.fpr[index])], [float(self.tpr[index])]
+        finite = np.where(np.isfinite(self.thresholds), self.thresholds, np.nan)
+        index = int(np.nanargmin(np.abs(finite - threshold))) if np.isfinite(finite).any() else 0
+        self.chosen_index = index
         self.label.value = (f"threshold <b>{threshold:.4g}</b>: true positive rate {self.tpr[index]:.3f}, "
                             f"false positive rate {self.fpr[index]:.3f}")
+        self.draw()
 
     def pick(self, index: int) -> float:
         """Choose curve point ``index`` as if clicked; returns its threshold."""
@@ -109,10 +132,56 @@ class RocView:
             handler(value)
         return value
 
-    def _clicked(self, _mark: object, event: Mapping) -> None:
-        index = event.get("data", {}).get("index")
-        if index is not None:
-            self.pick(int(index))
+    def _clicked(self, x: float, y: float) -> None:
+        fpr, tpr = self.to_rates(x, y)
+        if -0.1 <= fpr <= 1.1 and -0.1 <= tpr <= 1.1 and self.fpr.size:
+            self.pick(self.nearest(fpr, tpr))
+
+    # -- drawing --------------------------------------------------------------------------------------------
+    def draw(self) -> None:
+        from ipycanvas import hold_canvas
+
+        c = self.canvas
+        with hold_canvas(c):
+            c.clear()
+            c.fill_style = "white"
+            c.fill_rect(0, 0, self.WIDTH, self.HEIGHT)
+            c.fill_style, c.font, c.text_align = "#222", "14px sans-serif", "center"
+            c.fill_text(self.title, self.WIDTH / 2, 20)
+            x0, y0 = self.to_pixels(0, 0)
+            x1, y1 = self.to_pixels(1, 1)
+            c.stroke_style, c.line_width = "#bbb", 1
+            c.set_line_dash([4, 4])
+            c.stroke_line(x0, y0, x1, y1)  # chance
+            c.set_line_dash([])
+            c.stroke_style = "#555"
+            c.stroke_rect(x0, y1, x1 - x0, y0 - y1)
+            c.font = "11px sans-serif"
+            for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+                tx, _ = self.to_pixels(tick, 0)
+                _, ty = self.to_pixels(0, tick)
+                c.text_align = "center"
+                c.fill_text(f"{tick:g}", tx, y0 + 15)
+                c.text_align = "right"
+                c.fill_text(f"{tick:g}", x0 - 6, ty + 4)
+            c.text_align = "center"
+            c.fill_text("false positive rate", (x0 + x1) / 2, self.HEIGHT - 8)
+            c.save()
+            c.translate(14, (y0 + y1) / 2)
+            c.rotate(-np.pi / 2)
+            c.fill_text("true positive rate", 0, 0)
+            c.restore()
+            if self.fpr.size:
+                points = [self.to_pixels(f, t) for f, t in zip(self.fpr, self.tpr, strict=True)]
+                c.stroke_style, c.line_width = "#1f77b4", 2
+                c.stroke_lines(points)
+                c.fill_style = "#1f77b4"
+                for px, py in points:
+                    c.fill_circle(px, py, 3)
+                if self.chosen_index is not None:
+                    px, py = points[self.chosen_index]
+                    c.fill_style = "#d62728"
+                    c.fill_circle(px, py, 7)
 
 
 def metrics_table(rows: Mapping[str, Mapping[str, object]], title: str = "") -> widgets.HTML:

@@ -123,7 +123,10 @@ def test_roc_view_click_sets_threshold() -> None:
     seen = []
     view = RocView([0, 0.1, 1], [0, 0.8, 1], [0.9, 0.5, 0.1], threshold=0.5, on_threshold=seen.append)
     assert view.pick(0) == pytest.approx(0.9) and seen == [0.9]
-    assert "0.9" in view.label.value and np.allclose(view.chosen.x, [0.0])
+    assert "0.9" in view.label.value and view.chosen_index == 0
+    x, y = view.to_pixels(0.1, 0.8)
+    view._clicked(x + 2, y - 2)  # noqa: SLF001 - what a click on the canvas calls
+    assert seen[-1] == pytest.approx(0.5) and view.chosen_index == 1
 
 
 def test_detection_images_open_in_the_annotation_canvas(tmp_path: Path) -> None:
