@@ -69,6 +69,21 @@ class TrainingPanel:
         self.train_button.on_click(lambda _: self._guard(lambda: self.train(keep=None)))
         self.train_save_button.on_click(lambda _: self._guard(lambda: self.train(keep=True)))
         self.cancel_button.on_click(lambda _: self.cancel())
+        self.mode = widgets.ToggleButtons(options=["Manual train", "Auto train"], value="Manual train",
+                                          style={"button_width": "110px"})
+        self.intensity = widgets.Dropdown(options=[("Low (20 trials)", "low"), ("Medium (40)", "medium"),
+                                                   ("High (60)", "high"), ("Custom", "custom")], value="low",
+                                          description="tuning", layout=widgets.Layout(width="240px"))
+        self.trials = widgets.BoundedIntText(value=5, min=1, max=1000, description="trials",
+                                             layout=widgets.Layout(width="160px"))
+        self.auto_devices = widgets.SelectMultiple(options=[], description="devices", rows=2,
+                                                   layout=widgets.Layout(width="260px"),
+                                                   tooltip="auto train runs one trial per selected device")
+        self.auto_box = widgets.HBox([self.intensity, self.trials, self.auto_devices],
+                                     layout=widgets.Layout(display="none"))
+        self.mode.observe(lambda change: setattr(self.auto_box.layout, "display",
+                                                 "flex" if change["new"] == "Auto train" else "none"), "value")
+        self.trial_plot = None
         self.plot = LivePlot(title="Training", metrics=None)
         self.status_bar = widgets.HTML("")
         self.message = widgets.HTML("")
@@ -76,7 +91,8 @@ class TrainingPanel:
         settings = widgets.Tab([self.form.widget, widgets.VBox([*augment_rows, preview, self.previews])],
                                titles=("Hyper parameters", "Augmentations"))
         self.widget = widgets.VBox([
-            widgets.HBox([self.dataset, self.model_name, self.device]), self.devices, settings,
+            widgets.HBox([self.dataset, self.model_name, self.device]), self.devices,
+            widgets.HBox([self.mode]), self.auto_box, settings,
             widgets.HBox([self.train_button, self.train_save_button, self.cancel_button]),
             self.status_bar, self.plot.widget, self.keep_box, self.message])
         state.observe(lambda _: self.refresh(), "revision")
@@ -92,6 +108,9 @@ class TrainingPanel:
             self.dataset.value = self.state.dataset_name
         devices = list_devices()
         self.device.options = ["auto", *[d.id for d in devices]]
+        self.auto_devices.options = [d.id for d in devices]
+        if not self.auto_devices.value and devices:
+            self.auto_devices.value = (devices[0].id,)
         rows = "".join(f"<tr><td>{html.escape(d.id)}</td><td>{html.escape(d.name)}</td><td>{_memory(d)}</td></tr>"
                        for d in devices)
         self.devices.value = (f"<table class='astro-table'><tr><th>device</th><th>name</th><th>free / total memory"
@@ -153,7 +172,20 @@ class TrainingPanel:
         if self.state.workspace.model_store.exists(name):
             raise AstrocyteError(f"a model called {name!r} exists: choose another name or delete it")
         config = self.config()
-        self.job = entry(self.state.module).load("train_job")(self.state.workspace, dataset, name, config)
+        if self.mode.value == "Auto train":
+            from astrocyte_lab.training.auto import auto_train
+            from astrocyte_lab.widgets.trial_plot import TrialPlot
+
+            intensity = self.trials.value if self.intensity.value == "custom" else self.intensity.value
+            self.job = auto_train(self.state.workspace, dataset, name, config, intensity=intensity,
+                                  devices=list(self.auto_devices.value) or None)
+            if self.trial_plot is None:
+                self.trial_plot = TrialPlot()
+                self.widget.children = [*self.widget.children[:-3], self.trial_plot.widget,
+                                        *self.widget.children[-3:]]
+            self.trial_plot.attach(self.job)
+        else:
+            self.job = entry(self.state.module).load("train_job")(self.state.workspace, dataset, name, config)
         self.plot.attach(self.job)
         self.job.subscribe(lambda event: self._on_event(event, name, keep))
         self.cancel_button.disabled = False

@@ -149,3 +149,17 @@ def test_detection_images_open_in_the_annotation_canvas(tmp_path: Path) -> None:
     assert panel.dataset.dirty and panel.query.page(0)["n_ground_truth"].sum() == 1  # the list follows the canvas
     panel.reload()
     assert panel.canvas.editor.dataset.objects(first) == []
+
+
+def test_auto_train_from_the_training_tab(discs: Workspace) -> None:
+    app = App(discs, module="classification")
+    training = app.training
+    training.form.set_values(**{**FAST, "epochs": 1})
+    training.model_name.value = "auto1"
+    training.mode.value = "Auto train"
+    training.intensity.value = "custom"
+    training.trials.value = 2
+    job = training.train(keep=True)
+    assert job.result(timeout=600) == "auto1"
+    assert training.trial_plot is not None and len(training.trial_plot.curves()[0]) >= 1
+    assert len(discs.model_store.record("auto1")["auto"]["trials"]) == 2
