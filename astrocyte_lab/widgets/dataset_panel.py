@@ -16,13 +16,13 @@ from astrocyte_lab.data.query import ImageQuery
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.evaluation import render
 from astrocyte_lab.widgets.dataset_form import DatasetForm
+from astrocyte_lab.widgets.messages import run_guarded
 from astrocyte_lab.widgets.results import ConfusionMatrixView, RocView, metrics_table
 from astrocyte_lab.widgets.state import AppState
 
 ANY = "(any)"
 SETS = ("train", "validation", "test", "auto")
 COLUMNS = ("name", "ground_truth", "prediction", "score", "set", "assigned", "n_ground_truth", "n_prediction")
-ERROR = "<span style='color:#c62828'>{}</span>"
 
 
 class DatasetPanel:
@@ -508,11 +508,7 @@ class DatasetPanel:
         self.message.value = html.escape(text)
 
     def _guard(self, action) -> None:
-        """Run a button's action; an engine error becomes a message instead of a traceback."""
-        try:
-            action()
-        except (AstrocyteError, OSError, ValueError) as exc:
-            self.message.value = ERROR.format(html.escape(str(exc)))
+        run_guarded(action, self.message)
 
 
 def _row_text(image_id, row) -> str:

@@ -17,10 +17,10 @@ import numpy as np
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.evaluation import render
 from astrocyte_lab.modules.registry import entry
+from astrocyte_lab.widgets.messages import run_guarded
 from astrocyte_lab.widgets.state import AppState
 
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-ERROR = "<span style='color:#c62828'>{}</span>"
 
 
 class InferencePanel:
@@ -190,10 +190,7 @@ class InferencePanel:
         return path
 
     def _guard(self, action) -> None:
-        try:
-            action()
-        except (AstrocyteError, OSError, ValueError) as exc:
-            self.message.value = ERROR.format(html.escape(str(exc)))
+        run_guarded(action, self.message)
 
 
 def detected_objects(prediction) -> list:

@@ -10,9 +10,8 @@ import ipywidgets as widgets
 
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.modules.registry import entry
+from astrocyte_lab.widgets.messages import run_guarded
 from astrocyte_lab.widgets.state import AppState
-
-ERROR = "<span style='color:#c62828'>{}</span>"
 
 
 class ModelsPanel:
@@ -105,10 +104,7 @@ class ModelsPanel:
         self.confirm.children = [widgets.HTML(f"Delete model <b>{html.escape(name)}</b>? "), yes, no]
 
     def _guard(self, action) -> None:
-        try:
-            action()
-        except (AstrocyteError, OSError, ValueError) as exc:
-            self.message.value = ERROR.format(html.escape(str(exc)))
+        run_guarded(action, self.message)
 
 
 def _metrics(performance: dict) -> str:

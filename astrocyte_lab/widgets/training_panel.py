@@ -17,10 +17,10 @@ from astrocyte_lab.evaluation import render
 from astrocyte_lab.modules.registry import architecture_names, entry
 from astrocyte_lab.widgets.forms import ConfigForm
 from astrocyte_lab.widgets.live_plot import LivePlot
+from astrocyte_lab.widgets.messages import error_html, run_guarded
 from astrocyte_lab.widgets.state import AppState
 
 BASIC = ["architecture", "epochs", "batch_size", "learning_rate", "region_size", "pretrained"]
-ERROR = "<span style='color:#c62828'>{}</span>"
 
 
 class TrainingPanel:
@@ -205,7 +205,7 @@ class TrainingPanel:
         self.status_bar.value = _status_text(self.job.status())
         self.cancel_button.disabled = True
         if event.kind != "done":
-            self.message.value = ERROR.format(html.escape(f"training {event.kind}: {event.message}"))
+            self.message.value = error_html(f"training {event.kind}: {event.message}")
             return
         self.state.changed()
         if keep:
@@ -226,10 +226,7 @@ class TrainingPanel:
         self.keep_box.children = [widgets.HTML(f"Training finished. Keep <b>{html.escape(name)}</b>? "), yes, no]
 
     def _guard(self, action) -> None:
-        try:
-            action()
-        except (AstrocyteError, OSError, ValueError) as exc:
-            self.message.value = ERROR.format(html.escape(str(exc)))
+        run_guarded(action, self.message)
 
 
 def _memory(device) -> str:
