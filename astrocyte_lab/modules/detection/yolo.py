@@ -45,8 +45,13 @@ def ultralytics_module():
 
     threads = torch.get_num_threads()
     import ultralytics
-    from ultralytics.utils import SETTINGS
+    from PIL import Image
+    from ultralytics.utils import SETTINGS, patches
 
+    if getattr(Image, "open", None) is getattr(patches, "image_open", None):
+        # its import replaces PIL.Image.open process-wide with a version that, on any unreadable file, tries to
+        # install and import a HEIF plugin: a corrupt image must stay a clear error everywhere else
+        Image.open = patches._image_open  # noqa: SLF001
     if not _READY:
         torch.set_num_threads(threads)  # its import lowers torch's threads to cores - 1 for the whole process
         try:

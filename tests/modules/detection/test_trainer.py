@@ -216,3 +216,17 @@ def test_cli_tests_exports_and_predicts(trained, tmp_path) -> None:
     Image.fromarray(ws.dataset(name).image(0)).save(tmp_path / "part.png")
     predicted = runner.invoke(app, ["predict", str(tmp_path / "cli.astromodel"), str(tmp_path / "part.png")])
     assert predicted.exit_code == 0, predicted.output
+
+
+def test_importing_ultralytics_leaves_pil_alone(tmp_path) -> None:
+    from PIL import Image
+
+    from astrocyte_lab.modules.detection.yolo import ultralytics_module
+    from astrocyte_lab.runtime.errors import PreprocessError
+    from astrocyte_lab.runtime.preprocess import load_image
+
+    ultralytics_module()
+    assert Image.open.__module__.startswith("PIL")
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(PreprocessError, match="junk.png"):
+        load_image(tmp_path / "junk.png")
