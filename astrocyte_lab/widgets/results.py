@@ -142,7 +142,7 @@ class RocView:
         from ipycanvas import hold_canvas
 
         c = self.canvas
-        with hold_canvas(c):
+        with hold_canvas():
             c.clear()
             c.fill_style = "white"
             c.fill_rect(0, 0, self.WIDTH, self.HEIGHT)
