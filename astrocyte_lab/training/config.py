@@ -6,11 +6,26 @@ checked when set, so a bad learning rate or patience fails at the line that sets
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from astrocyte_lab.training.augment import AugmentationConfig
+
+
+def known_architecture(value: str, table: Mapping[str, object]) -> str:
+    """A module config's ``architecture`` check: the name must be in the module's registry ``table``."""
+    if value not in table:
+        raise ValueError(f"unknown architecture {value!r}; choose from {sorted(table)}")
+    return value
+
+
+def tile_at_least_32(value: tuple[int, int]) -> tuple[int, int]:
+    """A tiled module's ``tile_size`` check: tiles smaller than 32 x 32 leave the network nothing to see."""
+    if value[0] < 32 or value[1] < 32:
+        raise ValueError(f"tile size must be at least 32 x 32, got {value[0]} x {value[1]}")
+    return value
 
 
 class TrainConfig(BaseModel):

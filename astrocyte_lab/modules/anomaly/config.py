@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from astrocyte_lab.modules.anomaly.registry import BACKBONES, DEFAULT_BACKBONE
-from astrocyte_lab.training.config import TrainConfig
+from astrocyte_lab.training.config import TrainConfig, known_architecture, tile_at_least_32
 
 
 class AnomalyConfig(TrainConfig):
@@ -49,13 +49,9 @@ class AnomalyConfig(TrainConfig):
     @field_validator("architecture")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in BACKBONES:
-            raise ValueError(f"unknown architecture {value!r}; choose from {sorted(BACKBONES)}")
-        return value
+        return known_architecture(value, BACKBONES)
 
     @field_validator("tile_size")
     @classmethod
     def _tile(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if value[0] < 32 or value[1] < 32:
-            raise ValueError(f"tile size must be at least 32 x 32, got {value[0]} x {value[1]}")
-        return value
+        return tile_at_least_32(value)

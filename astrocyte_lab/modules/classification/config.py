@@ -6,7 +6,7 @@ from pydantic import Field, field_validator
 
 from astrocyte_lab.modules.classification.registry import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from astrocyte_lab.training.augment import AugmentationConfig, default_classification
-from astrocyte_lab.training.config import TrainConfig
+from astrocyte_lab.training.config import TrainConfig, known_architecture
 
 
 class ClassificationConfig(TrainConfig):
@@ -22,6 +22,4 @@ class ClassificationConfig(TrainConfig):
     @field_validator("architecture")
     @classmethod
     def _known_architecture(cls, value: str) -> str:
-        if value not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {value!r}; choose from {sorted(ARCHITECTURES)}")
-        return value
+        return known_architecture(value, ARCHITECTURES)

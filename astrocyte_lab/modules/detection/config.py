@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from astrocyte_lab.modules.detection.registry import DEFAULT_DETECTION_ARCHITECTURE, DETECTION_ARCHITECTURES
-from astrocyte_lab.training.config import TrainConfig
+from astrocyte_lab.training.config import TrainConfig, known_architecture
 
 STRIDE = 32
 MIN_INPUT = 224
@@ -85,9 +85,7 @@ class DetectionConfig(TrainConfig):
     @field_validator("architecture")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in DETECTION_ARCHITECTURES:
-            raise ValueError(f"unknown architecture {value!r}; choose from {sorted(DETECTION_ARCHITECTURES)}")
-        return value
+        return known_architecture(value, DETECTION_ARCHITECTURES)
 
     @field_validator("region_size", "tile_size")
     @classmethod

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from astrocyte_lab.modules.segmentation.registry import DEFAULT_SEGMENTATION_ARCHITECTURE, SEGMENTATION_ARCHITECTURES
 from astrocyte_lab.training.augment import AugmentationConfig, HorizontalFlip, RandomBrightness, RandomContrast
-from astrocyte_lab.training.config import TrainConfig
+from astrocyte_lab.training.config import TrainConfig, known_architecture, tile_at_least_32
 
 
 def default_segmentation_augmentation() -> AugmentationConfig:
@@ -36,13 +36,9 @@ class SegmentationConfig(TrainConfig):
     @field_validator("architecture")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in SEGMENTATION_ARCHITECTURES:
-            raise ValueError(f"unknown architecture {value!r}; choose from {sorted(SEGMENTATION_ARCHITECTURES)}")
-        return value
+        return known_architecture(value, SEGMENTATION_ARCHITECTURES)
 
     @field_validator("tile_size")
     @classmethod
     def _tile(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if value[0] < 32 or value[1] < 32:
-            raise ValueError(f"tile size must be at least 32 x 32, got {value[0]} x {value[1]}")
-        return value
+        return tile_at_least_32(value)
