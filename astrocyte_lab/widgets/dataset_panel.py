@@ -7,6 +7,7 @@ are the module's evaluate function; the panel only wires inputs to them and redr
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -16,7 +17,7 @@ from astrocyte_lab.data.query import ImageQuery
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.evaluation import render
 from astrocyte_lab.widgets.dataset_form import DatasetForm
-from astrocyte_lab.widgets.messages import run_guarded
+from astrocyte_lab.widgets.messages import ask, run_guarded
 from astrocyte_lab.widgets.results import ConfusionMatrixView, RocView, metrics_table
 from astrocyte_lab.widgets.state import AppState
 
@@ -35,7 +36,6 @@ class DatasetPanel:
         self.page_index = 0
         self.report = None
         self.canvas = None
-        self._pending_switch: str | None = None
         edit = not state.read_only
         small = widgets.Layout(width="auto")
 
@@ -184,28 +184,16 @@ class DatasetPanel:
             self.open(change["new"])
 
     def _ask_unsaved(self, target: str | None) -> None:
-        self._pending_switch = target
-        save = widgets.Button(description="Save", button_style="primary")
-        discard = widgets.Button(description="Discard", button_style="danger")
-        cancel = widgets.Button(description="Cancel")
+        dataset = self.dataset
 
-        def answer(choice: str) -> None:
-            dataset = self.dataset
-            self.confirm.children = []
-            if choice == "cancel":
-                self.datasets.value = dataset.name
-                return
-            if choice == "save":
-                dataset.save()
-            else:
-                dataset.reload()
-            self.open(self._pending_switch)
+        def switch(keep: Callable[[], object]) -> None:
+            keep()
+            self.open(target)
 
-        save.on_click(lambda _: answer("save"))
-        discard.on_click(lambda _: answer("discard"))
-        cancel.on_click(lambda _: answer("cancel"))
-        self.confirm.children = [widgets.HTML(f"<b>{html.escape(self.dataset.name)}</b> has unsaved changes. "),
-                                 save, discard, cancel]
+        ask(self.confirm, f"<b>{html.escape(dataset.name)}</b> has unsaved changes. ", [
+            ("Save", "primary", lambda: switch(dataset.save)),
+            ("Discard", "danger", lambda: switch(dataset.reload)),
+            ("Cancel", "", lambda: setattr(self.datasets, "value", dataset.name))])
 
     def _show_info(self) -> None:
         dataset = self.dataset
@@ -270,21 +258,16 @@ class DatasetPanel:
 
     def delete(self) -> None:
         name = self.dataset.name
-        yes, no = widgets.Button(description=f"Delete {name}", button_style="danger"), widgets.Button(
-            description="Keep")
 
-        def answer(confirmed: bool) -> None:
-            self.confirm.children = []
-            if confirmed:
-                self.state.workspace.delete_dataset(name)
-                self.state.forget(name)
-                self.state.dataset_name = None
-                self.query = None
-                self.state.changed()
+        def delete_it() -> None:
+            self.state.workspace.delete_dataset(name)
+            self.state.forget(name)
+            self.state.dataset_name = None
+            self.query = None
+            self.state.changed()
 
-        yes.on_click(lambda _: answer(True))
-        no.on_click(lambda _: answer(False))
-        self.confirm.children = [widgets.HTML(f"Delete dataset <b>{html.escape(name)}</b> for good? "), yes, no]
+        ask(self.confirm, f"Delete dataset <b>{html.escape(name)}</b> for good? ",
+            [(f"Delete {name}", "danger", delete_it), ("Keep", "", lambda: None)])
 
     # -- image list ------------------------------------------------------------------------------------------------
     def _on_filter(self, _change=None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
 
@@ -22,3 +22,20 @@ def run_guarded(action: Callable[[], object], message: widgets.HTML) -> None:
         action()
     except EXPECTED_ERRORS as exc:
         message.value = error_html(str(exc))
+
+
+Choice = tuple[str, str, Callable[[], object]]  # button label, button style ("" for plain), what it does
+
+
+def ask(box: widgets.Box, question: str, choices: Sequence[Choice]) -> None:
+    """Show ``question`` (HTML) in ``box`` with one button per choice; a click clears the box, then acts."""
+    def chosen(action: Callable[[], object]) -> None:
+        box.children = []
+        action()
+
+    buttons = []
+    for label, style, action in choices:
+        button = widgets.Button(description=label, button_style=style)
+        button.on_click(lambda _, act=action: chosen(act))
+        buttons.append(button)
+    box.children = [widgets.HTML(question), *buttons]

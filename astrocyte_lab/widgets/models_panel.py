@@ -10,7 +10,7 @@ import ipywidgets as widgets
 
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.modules.registry import entry
-from astrocyte_lab.widgets.messages import run_guarded
+from astrocyte_lab.widgets.messages import ask, run_guarded
 from astrocyte_lab.widgets.state import AppState
 
 
@@ -89,19 +89,13 @@ class ModelsPanel:
 
     def delete(self) -> None:
         name = self._chosen()
-        yes, no = widgets.Button(description=f"Delete {name}", button_style="danger"), widgets.Button(
-            description="Keep")
+        def delete_it() -> None:
+            self.state.workspace.delete_model(name)
+            self.state.changed()
+            self.message.value = f"deleted {html.escape(name)}"
 
-        def answer(confirmed: bool) -> None:
-            self.confirm.children = []
-            if confirmed:
-                self.state.workspace.delete_model(name)
-                self.state.changed()
-                self.message.value = f"deleted {html.escape(name)}"
-
-        yes.on_click(lambda _: answer(True))
-        no.on_click(lambda _: answer(False))
-        self.confirm.children = [widgets.HTML(f"Delete model <b>{html.escape(name)}</b>? "), yes, no]
+        ask(self.confirm, f"Delete model <b>{html.escape(name)}</b>? ",
+            [(f"Delete {name}", "danger", delete_it), ("Keep", "", lambda: None)])
 
     def _guard(self, action) -> None:
         run_guarded(action, self.message)

@@ -17,7 +17,7 @@ from astrocyte_lab.evaluation import render
 from astrocyte_lab.modules.registry import architecture_names, entry
 from astrocyte_lab.widgets.forms import ConfigForm
 from astrocyte_lab.widgets.live_plot import LivePlot
-from astrocyte_lab.widgets.messages import error_html, run_guarded
+from astrocyte_lab.widgets.messages import ask, error_html, run_guarded
 from astrocyte_lab.widgets.state import AppState
 
 BASIC = ["architecture", "epochs", "batch_size", "learning_rate", "region_size", "pretrained"]
@@ -211,19 +211,14 @@ class TrainingPanel:
         if keep:
             self.message.value = f"model <b>{html.escape(name)}</b> saved"
             return
-        yes, no = widgets.Button(description="Keep model", button_style="success"), widgets.Button(
-            description="Discard", button_style="danger")
-
         def answer(kept: bool) -> None:
-            self.keep_box.children = []
             if not kept:
                 self.state.workspace.delete_model(name)
                 self.state.changed()
             self.message.value = f"model {html.escape(name)} {'kept' if kept else 'discarded'}"
 
-        yes.on_click(lambda _: answer(True))
-        no.on_click(lambda _: answer(False))
-        self.keep_box.children = [widgets.HTML(f"Training finished. Keep <b>{html.escape(name)}</b>? "), yes, no]
+        ask(self.keep_box, f"Training finished. Keep <b>{html.escape(name)}</b>? ",
+            [("Keep model", "success", lambda: answer(True)), ("Discard", "danger", lambda: answer(False))])
 
     def _guard(self, action) -> None:
         run_guarded(action, self.message)
