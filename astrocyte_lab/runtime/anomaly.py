@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from astrocyte_lab.runtime.errors import PackageError
+from astrocyte_lab.runtime.heads import PackageHead
 from astrocyte_lab.runtime.preprocess import _linear_taps, _mask_used, preprocess, preprocess_full
 from astrocyte_lab.runtime.tiling import blend_weights, extract_tile, stitch, tile_grid
 
@@ -180,7 +181,7 @@ def image_tiles(full: np.ndarray, tile: tuple[int, int], overlap: float) -> tupl
     return origins, np.ascontiguousarray(tiles, dtype=np.float32)
 
 
-class AnomalyScorer:
+class AnomalyScorer(PackageHead):
     """Scores, labels and heatmaps from a ``run`` that maps an ``(N, C, h, w)`` batch to the two outputs.
 
     ``run`` returns a dict with the ONNX output names of ``metadata["outputs"]`` (the PyTorch evaluation
@@ -188,23 +189,15 @@ class AnomalyScorer:
     ``threshold`` / ``heatmap_ratio`` start from the metadata and may be changed on the object.
     """
 
+    settings_class = AnomalySettings
+
     def __init__(self, metadata: Mapping[str, Any], roi_mask: np.ndarray | None,
                  run: Callable[[np.ndarray], Mapping[str, np.ndarray]], where: str = "package") -> None:
-        self.where = where
-        self.settings = AnomalySettings.from_metadata(metadata)
+        super().__init__(metadata, roi_mask, run, where)
         self.threshold = self.settings.threshold
         self.heatmap_ratio = self.settings.heatmap_ratio
-        self.categories = list(metadata["categories"])
-        self.meta_input = dict(metadata["input"])
-        self.roi = dict(metadata.get("roi") or {})
-        self.roi_mask = roi_mask
         self._score_name = metadata["outputs"]["score"]
         self._map_name = metadata["outputs"].get("anomaly_map")
-        self._run = run
-
-    @property
-    def tiled(self) -> bool:
-        return self.settings.tile is not None
 
     def label(self, score: float) -> str:
         return self.categories[1] if score >= self.threshold else self.categories[0]

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from astrocyte_lab.runtime.errors import PackageError
+from astrocyte_lab.runtime.heads import PackageHead
 from astrocyte_lab.runtime.preprocess import preprocess, preprocess_full
 from astrocyte_lab.runtime.tiling import extract_tile, tile_grid
 
@@ -301,22 +302,14 @@ def select(candidates: Candidates, overlap: float, max_detections: int, class_ag
 # ----------------------------------------------------------------------------------------------- the head
 
 
-class Detector:
+class Detector(PackageHead):
     """Detection post-processing for a predictor: ``run`` maps an ``(N, C, h, w)`` batch to ``predictions``."""
+
+    settings_class = DetectionSettings
 
     def __init__(self, metadata: Mapping[str, Any], roi_mask: np.ndarray | None,
                  run: Callable[[np.ndarray], np.ndarray], where: str = "package") -> None:
-        self.where = where
-        self.settings = DetectionSettings.from_metadata(metadata)
-        self.categories = list(metadata["categories"])
-        self.meta_input = dict(metadata["input"])
-        self.roi = dict(metadata.get("roi") or {})
-        self.roi_mask = roi_mask
-        self._run = run
-
-    @property
-    def tiled(self) -> bool:
-        return self.settings.tile is not None
+        super().__init__(metadata, roi_mask, run, where)
 
     @property
     def rotated(self) -> bool:

@@ -41,6 +41,30 @@ class Head(Protocol):
     def predict(self, images: list[np.ndarray], batch_size: int) -> list[Any]: ...
 
 
+class PackageHead:
+    """What every head keeps from its package: settings, categories, input description, ROI and the model call.
+
+    Subclasses name their ``settings_class`` (anything with ``from_metadata(metadata)`` and a ``tile`` field,
+    None when the package is not tiled) and give ``run`` whatever their post-processing expects.
+    """
+
+    settings_class: Any
+
+    def __init__(self, metadata: Mapping[str, Any], roi_mask: np.ndarray | None, run: Callable[[np.ndarray], Any],
+                 where: str = "package") -> None:
+        self.where = where
+        self.settings = self.settings_class.from_metadata(metadata)
+        self.categories = list(metadata["categories"])
+        self.meta_input = dict(metadata["input"])
+        self.roi = dict(metadata.get("roi") or {})
+        self.roi_mask = roi_mask
+        self._run = run
+
+    @property
+    def tiled(self) -> bool:
+        return self.settings.tile is not None
+
+
 def _resolve(module: str) -> tuple[Any, str] | None:
     target = HEADS.get(module)
     if target is None:

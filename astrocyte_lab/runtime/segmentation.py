@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from astrocyte_lab.runtime.errors import PackageError
+from astrocyte_lab.runtime.heads import PackageHead
 from astrocyte_lab.runtime.preprocess import _mask_used, preprocess, preprocess_full, resize_bilinear
 from astrocyte_lab.runtime.tiling import blend_weights, extract_tile, stitch, tile_grid
 
@@ -181,26 +182,18 @@ def summarise(probabilities: np.ndarray, categories: Sequence[str], background: 
                                   categories=list(categories), areas=areas, ms=0.0, background=background)
 
 
-class Segmenter:
+class Segmenter(PackageHead):
     """Segmentation post-processing for a predictor: ``run`` maps an ``(N, C, h, w)`` batch to probabilities.
 
     ``run`` must return the model's ``(N, K, h, w)`` probabilities (any ``h, w``: they are resized to the
     input or tile size as needed). Images are ``(H, W)`` or ``(H, W, C)`` arrays.
     """
 
+    settings_class = SegmentationSettings
+
     def __init__(self, metadata: Mapping[str, Any], roi_mask: np.ndarray | None,
                  run: Callable[[np.ndarray], np.ndarray], where: str = "package") -> None:
-        self.where = where
-        self.settings = SegmentationSettings.from_metadata(metadata)
-        self.categories = list(metadata["categories"])
-        self.meta_input = dict(metadata["input"])
-        self.roi = dict(metadata.get("roi") or {})
-        self.roi_mask = roi_mask
-        self._run = run
-
-    @property
-    def tiled(self) -> bool:
-        return self.settings.tile is not None
+        super().__init__(metadata, roi_mask, run, where)
 
     def segment(self, images: Sequence[np.ndarray], batch_size: int) -> list[SegmentationPrediction]:
         """Segment ``images``; untiled images run ``batch_size`` at a time, tiles ``batch_size`` at a time."""
