@@ -190,6 +190,7 @@ class AnomalyScorer(PackageHead):
     """
 
     settings_class = AnomalySettings
+    tunable = ("threshold", "heatmap_ratio")
 
     def __init__(self, metadata: Mapping[str, Any], roi_mask: np.ndarray | None,
                  run: Callable[[np.ndarray], Mapping[str, np.ndarray]], where: str = "package") -> None:

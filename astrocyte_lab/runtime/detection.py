@@ -306,6 +306,7 @@ class Detector(PackageHead):
     """Detection post-processing for a predictor: ``run`` maps an ``(N, C, h, w)`` batch to ``predictions``."""
 
     settings_class = DetectionSettings
+    tunable = ("confidence", "overlap", "max_detections")
 
     def __init__(self, metadata: Mapping[str, Any], roi_mask: np.ndarray | None,
                  run: Callable[[np.ndarray], np.ndarray], where: str = "package") -> None:

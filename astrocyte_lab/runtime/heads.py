@@ -12,6 +12,9 @@ A head class is built as ``Head(metadata, roi_mask, run, where)`` where ``run`` 
     and ``batch_size`` then counts tiles.
 ``predict(images, batch_size) -> list``
     One result per ``(H, W)`` / ``(H, W, C)`` array; each result has a writable ``ms`` attribute.
+``tunable`` and ``settings`` (optional)
+    Names of run-time options (thresholds, overlap, ...) kept in the package's ``metadata[module]`` section,
+    and the settings object holding their current values.
 
 The head's module may also define ``validate_metadata(metadata, where)``, raising
 :class:`~astrocyte_lab.runtime.errors.PackageError` for a module section that cannot be used; the package
@@ -49,6 +52,7 @@ class PackageHead:
     """
 
     settings_class: Any
+    tunable: tuple[str, ...] = ()  # settings a user may change at run time (Predictor.configure)
 
     def __init__(self, metadata: Mapping[str, Any], roi_mask: np.ndarray | None, run: Callable[[np.ndarray], Any],
                  where: str = "package") -> None:

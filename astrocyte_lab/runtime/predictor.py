@@ -184,6 +184,28 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------------ running
 
+    def options(self) -> dict[str, Any]:
+        """The run-time options of this package's module and their values (e.g. ``threshold`` for anomaly,
+        ``confidence`` / ``overlap`` / ``max_detections`` for detection); empty when the module has none."""
+        if self._head is None:
+            return {}
+        return {name: getattr(self._head.settings, name) for name in getattr(self._head, "tunable", ())}
+
+    def configure(self, **values: Any) -> None:
+        """Change run-time options (see :meth:`options`) for the following predictions; :meth:`save` keeps them.
+
+        The values are checked like the package's own; the model session is reused.
+        """
+        known = self.options()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise PackageError(f"{self._where}: {unknown} cannot be configured; options are {sorted(known)}")
+        metadata = copy.deepcopy(self._metadata)
+        metadata.setdefault(self.module, {}).update(values)
+        validate_metadata(metadata, self._where)
+        head = make_head(self.module, metadata, self._roi_mask, self.run, self._where)
+        self._metadata, self._head = metadata, head
+
     def preprocess(self, image: Any) -> np.ndarray:
         """The ``(C, H, W)`` float32 network input for an array, a path or a PIL image.
 

@@ -89,24 +89,18 @@ class InferencePanel:
         return self.predictor
 
     def _show_thresholds(self) -> None:
-        values = self.predictor.metadata.get("thresholds") or {}
         inputs = []
-        for key, value in values.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                box = widgets.FloatText(value=float(value), description=key.replace("_", " "),
-                                        style={"description_width": "140px"})
-                box.observe(lambda change, k=key: self._guard(lambda: self.set_threshold(k, change["new"])), "value")
-                inputs.append(box)
+        for key, value in self.predictor.options().items():
+            box = (widgets.IntText(value=int(value)) if isinstance(value, int) and not isinstance(value, bool)
+                   else widgets.FloatText(value=float(value)))
+            box.description, box.style = key.replace("_", " "), {"description_width": "140px"}
+            box.observe(lambda change, k=key: self._guard(lambda: self.set_option(k, change["new"])), "value")
+            inputs.append(box)
         self.thresholds.children = inputs
 
-    def set_threshold(self, key: str, value: float) -> None:
-        """Run the package with another value of one of its thresholds (confidence, overlap, anomaly, ...)."""
-        from astrocyte_lab.runtime.predictor import Predictor
-
-        predictor = self.predictor
-        metadata = predictor.metadata
-        metadata.setdefault("thresholds", {})[key] = value
-        self.predictor = Predictor(metadata, dict(predictor._files), path=predictor.path)  # noqa: SLF001
+    def set_option(self, key: str, value: float) -> None:
+        """Run the package with another value of one of its options (confidence, overlap, threshold, ...)."""
+        self.predictor.configure(**{key: value})
         if self.image_list.value:
             self.show(self.image_list.value)
 

@@ -154,3 +154,21 @@ def test_resize_map_equals_the_preprocessing_resize() -> None:
     for width, height in ((130, 70), (20, 11), (53, 37)):
         expected = resize_bilinear(plane[:, :, None], width, height)[:, :, 0]
         np.testing.assert_allclose(resize_map(plane, width, height), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_options_change_the_decision_without_reloading(tmp_path: Path, source: Path) -> None:
+    from astrocyte_lab.modules.anomaly.export import export_package
+    from astrocyte_lab.runtime.errors import PackageError
+
+    ws, name = _helpers().fit_model(tmp_path / "ws", source)
+    predictor = load_package(export_package(ws, name, tmp_path / "m.astromodel"))
+    assert set(predictor.options()) == {"threshold", "heatmap_ratio"}
+    image = ws.dataset("tiles").image(0)
+    score = predictor.predict(image).score
+    predictor.configure(threshold=score + 1.0)
+    assert predictor.predict(image).label == "Normal" and predictor.options()["threshold"] == score + 1.0
+    predictor.configure(threshold=score - 1.0)
+    assert predictor.predict(image).label == "Anomaly"
+    assert load_package(predictor.save(tmp_path / "kept.astromodel")).options()["threshold"] == score - 1.0
+    with pytest.raises(PackageError, match="cannot be configured"):
+        predictor.configure(colour=1)

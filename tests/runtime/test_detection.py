@@ -178,3 +178,9 @@ def test_missing_output_is_refused() -> None:
     with pytest.raises(PackageError, match="predictions"):
         validate_metadata(meta, "metadata.json")
     validate_metadata(metadata(tiling={"tile": [64, 48], "overlap": 0.1}), "ok")
+
+
+def test_run_time_options_are_the_package_thresholds() -> None:
+    head = DetectionHead(metadata(), None, BrightSpot())
+    assert {name: getattr(head.settings, name) for name in head.tunable} == {
+        "confidence": 0.3, "overlap": 0.5, "max_detections": 10}
