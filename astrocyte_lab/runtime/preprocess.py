@@ -21,7 +21,11 @@ For an image ``(H, W)`` or ``(H, W, C)`` the steps are:
    the mean colour.
 
 Steps 1-3 are per-pixel operations, so their order does not change the result; cropping first only saves
-work. The result is a C-contiguous ``(C, height, width)`` float32 array.
+work. The bilinear resize is linear too, so for 8-bit and float images it runs on the raw pixels first and
+steps 2-3 follow on the (usually much smaller) resized image: the same numbers up to float rounding (~1e-7),
+in a fraction of the time for camera-sized images. 16-bit images keep the written order because their
+clipping at ``2**bit_depth - 1`` does not commute with the resize. The result is a C-contiguous
+``(C, height, width)`` float32 array.
 
 :func:`preprocess_full` runs the same steps without the resize (4): the normalised, masked crop at full
 resolution, channels last ``(H', W', C)``; tiled segmentation cuts its tiles from it. Both share the helpers
@@ -52,9 +56,17 @@ def preprocess(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mapping[st
     ``meta_input`` is the package's ``input`` section, ``roi`` its ``roi`` section (only ``crop`` is read)
     and ``roi_mask`` the decoded ROI mask, or None.
     """
-    array, crop = _prepared(image, meta_input, roi)
     width, height = int(meta_input["width"]), int(meta_input["height"])
-    out = normalise(resize_bilinear(array, width, height), meta_input)
+    array, crop = _cropped(image, roi)
+    channels = int(meta_input["channels"])
+    if array.dtype == np.uint8:  # resize the raw pixels, then scale and convert the small result
+        small = convert_channels(resize_bilinear(array, width, height) / np.float32(255.0), channels)
+    elif np.issubdtype(array.dtype, np.floating):
+        small = convert_channels(resize_bilinear(array, width, height), channels)
+    else:
+        small = resize_bilinear(convert_channels(to_unit_range(array, int(meta_input.get("bit_depth", 8))),
+                                                 channels), width, height)
+    out = normalise(small, meta_input)
     if roi_mask is not None:
         used = _mask_used(roi_mask, expected=_mask_shape(image, crop), width=width, height=height)
         out *= used[:, :, None]
@@ -81,16 +93,24 @@ def preprocess_full(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mappi
 def _prepared(image: np.ndarray, meta_input: Mapping[str, Any],
               roi: Mapping[str, Any] | None) -> tuple[np.ndarray, Sequence[int] | None]:
     """Steps 1-3: the cropped image as float32 ``(H', W', C)`` in [0, 1] with the model's channels, and the crop."""
+    array, crop = _cropped(image, roi)
+    array = to_unit_range(array, int(meta_input.get("bit_depth", 8)))
+    return convert_channels(array, int(meta_input["channels"])), crop
+
+
+def _cropped(image: np.ndarray, roi: Mapping[str, Any] | None) -> tuple[np.ndarray, Sequence[int] | None]:
+    """Step 1 on the raw pixels: ``(H', W', C)`` (grey gets a channel axis; alpha is dropped) and the crop."""
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise PreprocessError(f"expected an image of shape (H, W) or (H, W, C), got shape {np.shape(image)}")
+    if array.shape[2] in (2, 4):  # grey + alpha, RGBA: the alpha plane is never used
+        array = array[:, :, :array.shape[2] - 1]
     crop = (roi or {}).get("crop")
     if crop is not None:
         array = crop_image(array, crop)
-    array = to_unit_range(array, int(meta_input.get("bit_depth", 8)))
-    return convert_channels(array, int(meta_input["channels"])), crop
+    return array, crop
 
 
 def normalise(image: np.ndarray, meta_input: Mapping[str, Any]) -> np.ndarray:
@@ -175,23 +195,31 @@ def _linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def resize_bilinear(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize an ``(H, W, C)`` float32 array like ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)``."""
-    image = np.asarray(image, dtype=np.float32)
+    """Resize an ``(H, W, C)`` array like ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on float32 data.
+
+    Any pixel type is accepted; the result is float32 in the input's value range. OpenCV's taps, applied
+    columns first (whole-row copies, then one gather along x on the already shorter image), equal to OpenCV's
+    rows-first order up to float rounding (~1e-7 relative).
+    """
+    image = np.asarray(image)
     src_h, src_w = image.shape[:2]
     if width <= 0 or height <= 0:
         raise PreprocessError(f"target size must be positive, got {width}x{height}")
     if (src_w, src_h) == (width, height):
-        return image
+        return image.astype(np.float32, copy=False)
     y0, y1, wy0, wy1 = _linear_taps(src_h, height)
     x0, x1, wx0, wx1 = _linear_taps(src_w, width)
-    # horizontal pass on the (at most 2 * height) source rows needed, then the vertical blend, as OpenCV does
-    rows = np.unique(np.concatenate([y0, y1]))
-    lookup = np.zeros(src_h, dtype=np.intp)
-    lookup[rows] = np.arange(rows.size)
-    picked = image[rows]
-    horizontal = picked[:, x0] * wx0[None, :, None] + picked[:, x1] * wx1[None, :, None]
-    top, bottom = horizontal[lookup[y0]], horizontal[lookup[y1]]
-    return (top * wy0[:, None, None] + bottom * wy1[:, None, None]).astype(np.float32)
+    rows = np.take(image, y0, axis=0).astype(np.float32, copy=False)
+    rows *= wy0[:, None, None]
+    other = np.take(image, y1, axis=0).astype(np.float32, copy=False)
+    other *= wy1[:, None, None]
+    rows += other
+    out = np.take(rows, x0, axis=1)
+    out *= wx0[None, :, None]
+    other = np.take(rows, x1, axis=1)
+    other *= wx1[None, :, None]
+    out += other
+    return out
 
 
 def nearest_indices(src: int, dst: int) -> np.ndarray:

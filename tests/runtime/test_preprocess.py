@@ -55,6 +55,28 @@ def test_preprocess_matches_an_opencv_pipeline() -> None:
     assert np.abs(result - expected).max() < 1e-5
 
 
+@pytest.mark.parametrize(("shape", "channels"), [((45, 70, 3), 3), ((45, 70), 3), ((45, 70, 3), 1), ((45, 70, 4), 3),
+                                                ((45, 70, 2), 1)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float64])
+def test_resize_before_scaling_gives_the_written_order(shape: tuple[int, ...], channels: int, dtype: type) -> None:
+    """8-bit and float images are resized before scaling and channel conversion: same numbers as steps 2-3-4."""
+    rng = np.random.default_rng(sum(shape) + channels)
+    image = (rng.random(shape) if dtype is np.float64 else rng.integers(0, 4096 if dtype is np.uint16 else 256,
+                                                                         shape).astype(dtype))
+    info = meta(channels=channels, bit_depth=12, mean=[0.5] * channels, std=[0.25] * channels)
+    planes = image if image.ndim == 3 else image[:, :, None]
+    planes = planes[:, :, :planes.shape[2] - 1] if planes.shape[2] in (2, 4) else planes
+    top = 255.0 if dtype is np.uint8 else 4095.0 if dtype is np.uint16 else 1.0
+    unit = np.minimum(planes.astype(np.float32) / np.float32(top), 1.0)
+    if channels == 1 and unit.shape[2] == 3:
+        unit = cv2.cvtColor(unit, cv2.COLOR_RGB2GRAY)[:, :, None]
+    elif channels == 3 and unit.shape[2] == 1:
+        unit = np.repeat(unit, 3, axis=2)
+    resized = cv2.resize(unit, (24, 16), interpolation=cv2.INTER_LINEAR).reshape(16, 24, channels)
+    expected = ((resized - 0.5) / 0.25).transpose(2, 0, 1)
+    assert np.abs(preprocess(image, info) - expected).max() < 1e-5
+
+
 def test_grey_to_colour_repeats_the_plane() -> None:
     grey = np.random.default_rng(3).integers(0, 256, (16, 24), dtype=np.uint8)
     result = preprocess(grey, meta(mean=[0, 0, 0], std=[1, 1, 1]))
