@@ -11,6 +11,7 @@ knot pushes the iso-lines around itself, as real grain flows around a branch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -145,14 +146,23 @@ def render(index: int) -> tuple[np.ndarray, list[Box]]:
     return tx.sensor(rng, img, rng.uniform(2.0, 3.0), 0.03), boxes
 
 
-def generate(dest: Path, scale: int) -> dict[str, Any]:
-    """Write the wood sample into ``dest``; return manifest fields."""
-    n = N_IMAGES * scale
+def write_boards(dest: Path, indices: Iterable[int]) -> None:
+    """Write boards ``indices`` (each one is always the same image) with their labels and ``classes.txt``.
+
+    The sample is boards ``0 .. 12 * scale - 1``; later indices are boards no sample model has seen, which
+    makes a held-out test set (``benchmarks/detection_tiling.py``).
+    """
     write_text_lines(dest / "classes.txt", CLASSES)
-    for i in range(n):
+    for i in indices:
         img, boxes = render(i)
         write_jpg(dest / "images" / f"board_{i:03d}.jpg", img)
         write_tab_labels(dest / "labels" / f"board_{i:03d}.txt", boxes)
+
+
+def generate(dest: Path, scale: int) -> dict[str, Any]:
+    """Write the wood sample into ``dest``; return manifest fields."""
+    n = N_IMAGES * scale
+    write_boards(dest, range(n))
     return {
         "image_size": [WIDTH, HEIGHT],
         "channels": 3,
