@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -86,7 +87,6 @@ def register(app: typer.Typer) -> None:
              subset: Annotated[str, typer.Option(help="train, validation or all.")] = "validation",
              batch_size: Annotated[int, typer.Option()] = 32, workspace: WorkspaceOption = None) -> None:
         """Test a model on a dataset: prints the module's report (predictions are written back to the dataset)."""
-        import inspect
 
         from astrocyte_lab.modules.registry import entry
 
@@ -103,13 +103,23 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps(report.summary()))
 
     @app.command("export")
-    def export(model: str, output: Path, workspace: WorkspaceOption = None) -> None:
+    def export(model: str, output: Path, workspace: WorkspaceOption = None,
+               int8: Annotated[bool, typer.Option("--int8", help="Quantise the convolutions to int8 (detection "
+                                                  "models; faster on CPU, test the package for its AP).")] = False,
+               ) -> None:
         """Export a trained model as a deployable .astromodel package (runs without PyTorch)."""
         from astrocyte_lab.modules.registry import entry
 
         try:
             ws = workspace_of(workspace)
-            path = entry(ws.model_store.record(model)["module"]).load("export")(ws, model, output)
+            module = ws.model_store.record(model)["module"]
+            export_model = entry(module).load("export")
+            options = {}
+            if int8:
+                if "int8" not in inspect.signature(export_model).parameters:
+                    raise AstrocyteError(f"--int8 is available for detection models; {model!r} is a {module} model")
+                options["int8"] = True
+            path = export_model(ws, model, output, **options)
         except AstrocyteError as exc:
             raise fail(exc) from exc
         typer.echo(str(path))

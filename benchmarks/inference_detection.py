@@ -5,7 +5,8 @@ a 16-core i9-12900K (its YOLOX-Nano). Here a YOLOv8-n detector (the manual's Nan
 on a few generated 1228x920 hardware-like images, exported, and timed on one 1228x920 uint8 RGB image: the
 package's ``Predictor.predict`` (resize to 512x512, onnxruntime, decoding, numpy NMS, boxes back in image
 pixels) against the same work in PyTorch eager (the runtime head driven by the PyTorch network, which is what
-the test command runs).
+the test command runs). The same model exported with ``int8=True`` (convolutions quantised, calibrated on the
+training images) is timed too: an opt-in package whose AP is checked by testing the package itself.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ WIDTH, HEIGHT, INPUT = 1228, 920, 512
 VENDOR_MS = 31.7
 PACKAGE_ROW = "package: Predictor.predict(uint8 1228x920x3 image)"
 EAGER_ROW = "PyTorch eager: preprocess + net + decode + NMS"
+INT8_ROW = "package exported with int8=True: Predictor.predict"
 
 
 def write_images(folder: Path, count: int) -> None:
@@ -69,6 +71,8 @@ def build_case(workdir: Path, threads: int) -> Case:
                              pretrained=False, confidence=0.25)
     train_job(ws, name, name, config).result()
     package = export_package(ws, name, workdir / f"{name}.astromodel")
+    quantized = load_package(export_package(ws, name, workdir / f"{name}-int8.astromodel", int8=True),
+                             threads=threads)
     build_s = time.perf_counter() - start
     predictor = load_package(package, threads=threads)
     torch.set_num_threads(threads)
@@ -83,6 +87,8 @@ def build_case(workdir: Path, threads: int) -> Case:
     batch = predictor.preprocess(image)[None]
     rows = [(PACKAGE_ROW, lambda: predictor.predict(image)),
             ("  onnxruntime alone (preprocessed 512x512 tensor)", lambda: predictor.run(batch)),
+            (INT8_ROW, lambda: quantized.predict(image)),
+            ("  int8 onnxruntime alone", lambda: quantized.run(batch)),
             (EAGER_ROW, eager)]
     details = [f"model: YOLOv8-n ({record['architecture']}), 1 epoch on {len(dataset)} generated images, random "
                f"init; build + train + export {build_s:.1f} s; detections package {len(theirs)} / eager {len(ours)}"

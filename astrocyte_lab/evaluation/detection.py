@@ -15,6 +15,7 @@ the test's confidence threshold (what the package reports); a lower threshold gi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -205,18 +206,38 @@ def detector_for(workspace: Workspace, model_name: str, device: str = "auto", **
     return Detector(metadata, spec._mask_uint8(), torch_runner(net, resolve_device(device))), record
 
 
+def _package_detector(package: str | Path, **thresholds) -> tuple[Detector, dict]:
+    """The runtime head of a detection package, with any given thresholds applied, and its categories."""
+    from astrocyte_lab.runtime import load_package
+
+    predictor = load_package(package)
+    if predictor.module != "detection" or not isinstance(predictor.head, Detector):
+        raise AstrocyteError(f"{package} is a {predictor.module} package, not a detection one")
+    given = {name: value for name, value in thresholds.items() if value is not None}
+    if given:
+        predictor.configure(**given)
+    return predictor.head, {"categories": list(predictor.categories)}
+
+
 def evaluate_detector(workspace: Workspace, model_name: str, dataset_name: str,
                       subset: Subset | list[int] = "validation", *, batch_size: int = 8, write_back: bool = True,
                       confidence: float | None = None, overlap: float | None = None,
                       max_detections: int | None = None, class_agnostic: bool | None = None,
-                      iou_threshold: float = 0.5, device: str = "auto") -> DetectionReport:
+                      iou_threshold: float = 0.5, device: str = "auto",
+                      package: str | Path | None = None) -> DetectionReport:
     """Detect on ``subset`` of a dataset and score against its ground truth (pseudo labels are not truth).
 
     Thresholds default to the model's. With ``write_back`` the detections are stored as the images'
-    predicted objects (kept apart from ground truth) and the dataset is saved.
+    predicted objects (kept apart from ground truth) and the dataset is saved. ``package`` tests an exported
+    ``.astromodel`` file (e.g. an int8 one) through the torch-free runtime instead of the stored network;
+    ``model_name`` then only names the report.
     """
-    detector, record = detector_for(workspace, model_name, device, confidence=confidence, overlap=overlap,
-                                    max_detections=max_detections, class_agnostic=class_agnostic)
+    if package is not None:
+        detector, record = _package_detector(package, confidence=confidence, overlap=overlap,
+                                             max_detections=max_detections, class_agnostic=class_agnostic)
+    else:
+        detector, record = detector_for(workspace, model_name, device, confidence=confidence, overlap=overlap,
+                                        max_detections=max_detections, class_agnostic=class_agnostic)
     dataset = workspace.dataset(dataset_name)
     if dataset.module != "detection":
         raise AstrocyteError(f"dataset {dataset_name!r} is a {dataset.module} dataset, not detection")

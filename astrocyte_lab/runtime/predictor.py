@@ -136,6 +136,11 @@ class Predictor:
     # ------------------------------------------------------------------------------------------ properties
 
     @property
+    def head(self) -> Head | None:
+        """The module's head this predictor runs (decoding, thresholds, tiling), or None for classification."""
+        return self._head
+
+    @property
     def metadata(self) -> dict[str, Any]:
         """A copy of the package metadata (with learned categories and counts)."""
         return copy.deepcopy(self._metadata)

@@ -198,6 +198,36 @@ def test_self_training_saves_flagged_pseudo_labels(tmp_path) -> None:
     assert ws.dataset(name).table["n_pseudo"].sum() == 0  # the (empty) new pseudo labels were saved
 
 
+def test_int8_package_quantises_convolutions_and_tests_like_the_float_one(trained, tmp_path) -> None:
+    import zipfile
+
+    import onnx
+
+    ws, name, _ = trained
+    thresholds = {"confidence": 0.001, "max_detections": 50}
+    plain = export_package(ws, "boxes", tmp_path / "plain.astromodel", **thresholds)
+    packed = export_package(ws, "boxes", tmp_path / "int8.astromodel", int8=True, calibration_images=4, **thresholds)
+    with zipfile.ZipFile(packed) as archive:
+        graph = onnx.load_from_string(archive.read("model.onnx")).graph
+    ops = {node.op_type for node in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    predictor, quantized = load_package(plain), load_package(packed)
+    section = quantized.metadata["quantization"]
+    assert section["type"] == "int8" and section["calibration_images"] == 4
+    assert [n for n in section["float_nodes"] if "dfl" in n], section  # box distances stay in float
+    dataset = ws.dataset(name)
+    batch = predictor.preprocess(dataset.image(int(dataset.ids[0])))[None]
+    exact, approx = predictor.run(batch)["predictions"], quantized.run(batch)["predictions"]
+    assert approx.shape == exact.shape
+    boxes = slice(0, 4)  # rows: x, y, w, h, class scores... per anchor
+    assert np.median(np.abs(approx[:, boxes] - exact[:, boxes])) < 2.0  # pixels at 288 x 224
+    assert np.corrcoef(approx.ravel(), exact.ravel())[0, 1] > 0.99
+    by_model = evaluate_detector(ws, "boxes", name, "all", write_back=False, **thresholds)
+    by_package = evaluate_detector(ws, "boxes", name, "all", write_back=False, package=plain)
+    assert by_package.mAP == pytest.approx(by_model.mAP, abs=0.02) and by_package.images == by_model.images
+    assert set(evaluate_detector(ws, "boxes", name, "all", write_back=False, package=packed).ap) == set(by_model.ap)
+
+
 def test_cli_tests_exports_and_predicts(trained, tmp_path) -> None:
     import json
 
@@ -213,6 +243,10 @@ def test_cli_tests_exports_and_predicts(trained, tmp_path) -> None:
     assert "mAP" in json.loads(tested.stdout.strip().splitlines()[-1])
     exported = runner.invoke(app, ["export", "boxes", str(tmp_path / "cli.astromodel"), "--workspace", str(ws.path)])
     assert exported.exit_code == 0, exported.output
+    quantized = runner.invoke(app, ["export", "boxes", str(tmp_path / "q.astromodel"), "--int8", "--workspace",
+                                    str(ws.path)])
+    assert quantized.exit_code == 0, quantized.output
+    assert load_package(tmp_path / "q.astromodel").metadata["quantization"]["type"] == "int8"
     Image.fromarray(ws.dataset(name).image(0)).save(tmp_path / "part.png")
     predicted = runner.invoke(app, ["predict", str(tmp_path / "cli.astromodel"), str(tmp_path / "part.png")])
     assert predicted.exit_code == 0, predicted.output
