@@ -43,7 +43,8 @@ def _log_epochs(log: Log):
     return show
 
 
-def _train_test_export(ws: Workspace, dataset, name: str, config, log: Log, image_id: int | None = None) -> dict:
+def _train_test_export(ws: Workspace, dataset, name: str, config, log: Log, image_id: int | None = None,
+                       labelled_only: bool = False) -> dict:
     from astrocyte_lab.evaluation.detection import evaluate_detector
     from astrocyte_lab.modules.detection.export import export_package
     from astrocyte_lab.modules.detection.trainer import train_job
@@ -52,7 +53,12 @@ def _train_test_export(ws: Workspace, dataset, name: str, config, log: Log, imag
     job = train_job(ws, dataset.name, name, config)
     job.subscribe(_log_epochs(log))
     job.result()
-    report = evaluate_detector(ws, name, dataset.name, "validation")
+    subset: str | list[int] = "validation"
+    if labelled_only:  # images nobody labelled would count every detection on them as a false positive
+        table = ws.dataset(dataset.name).table
+        subset = [int(i) for i in table.index[(table["assigned"] == "validation") & (table["n_ground_truth"] > 0)]]
+        log(f"testing the {len(subset)} labelled validation images")
+    report = evaluate_detector(ws, name, dataset.name, subset)
     for line in report.lines():
         log(line)
     package = export_package(ws, name, ws.path / f"{name}.astromodel")
@@ -118,8 +124,8 @@ def detection_selftrain(workspace: str | Path, fast: bool = False, log: Log = pr
         NamedSet("unlabelled", [Location(source / "images")]),
         DatabaseSet("labelled", _text_database(source))], seed=0)
     log(f"dataset {dataset}")
-    config = _config(fast, self_training=True, epochs=20 if fast else 60, teacher_epochs=30 if fast else 80)
-    result = _train_test_export(ws, dataset, name, config, log)
+    config = _config(fast, self_training=True, epochs=20 if fast else 60, teacher_epochs=80)
+    result = _train_test_export(ws, dataset, name, config, log, labelled_only=True)
     dataset = ws.dataset(name)
     table = dataset.table
     pseudo_images = int((table["n_pseudo"] > 0).sum())
