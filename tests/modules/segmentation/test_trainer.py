@@ -91,5 +91,9 @@ def test_package_matches_pytorch(blobs, tmp_path, tiled: bool) -> None:
         expected = predict_probabilities(net, spec, image, record["segmentation"]["tiling"], 0, resolve_device("cpu"))
         got = predictor.predict(image)
         assert got.mask.shape == image.shape[:2]
-        assert np.abs(got.probabilities - expected).max() < 1e-4
+        # a 1-epoch model's logits reach ~1e4, so float rounding between the two runtimes (~1e-7 relative)
+        # moves the probabilities of pixels whose top two logits are nearly tied by up to ~1e-3; everywhere
+        # else they agree to float precision, and a preprocessing or resize slip would show in the mean
+        difference = np.abs(got.probabilities - expected)
+        assert difference.max() < 2e-3 and difference.mean() < 1e-5, (difference.max(), difference.mean())
         assert (got.mask == expected.argmax(0)).mean() > 0.999
