@@ -198,8 +198,8 @@ def resize_bilinear(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize an ``(H, W, C)`` array like ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on float32 data.
 
     Any pixel type is accepted; the result is float32 in the input's value range. OpenCV's taps, applied
-    columns first (whole-row copies, then one gather along x on the already shorter image), equal to OpenCV's
-    rows-first order up to float rounding (~1e-7 relative).
+    along y first (blending whole source rows, which are plain copies) and then along x on the already shorter
+    image; OpenCV blends along x first, so the two agree up to float rounding (~1e-7 relative).
     """
     image = np.asarray(image)
     src_h, src_w = image.shape[:2]
