@@ -38,7 +38,7 @@ import numpy as np
 
 from astrocyte_lab.runtime.errors import PackageError
 from astrocyte_lab.runtime.heads import PackageHead
-from astrocyte_lab.runtime.preprocess import _linear_taps, _mask_used, preprocess, preprocess_full
+from astrocyte_lab.runtime.preprocess import _mask_used, preprocess, preprocess_full, resize_bilinear
 from astrocyte_lab.runtime.tiling import blend_weights, extract_tile, stitch, tile_grid
 
 SCORE_MODES: tuple[str, ...] = ("map_max", "model")
@@ -149,28 +149,8 @@ def validate_metadata(metadata: Mapping[str, Any], where: str = "package") -> No
 
 
 def resize_map(plane: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize a 2-D float map to ``(height, width)`` bilinearly (OpenCV's ``INTER_LINEAR`` taps).
-
-    The same weights as :func:`~astrocyte_lab.runtime.preprocess.resize_bilinear`, applied rows first with
-    in-place arithmetic on one plane: about 5x faster for the large heatmaps (2592 x 2048), equal up to
-    float rounding (~1e-7 relative).
-    """
-    plane = np.asarray(plane, dtype=np.float32)
-    if plane.shape == (height, width):
-        return plane
-    y0, y1, wy0, wy1 = _linear_taps(plane.shape[0], height)
-    x0, x1, wx0, wx1 = _linear_taps(plane.shape[1], width)
-    rows = np.take(plane, y0, axis=0)
-    rows *= wy0[:, None]
-    other = np.take(plane, y1, axis=0)
-    other *= wy1[:, None]
-    rows += other
-    out = np.take(rows, x0, axis=1)
-    out *= wx0
-    other = np.take(rows, x1, axis=1)
-    other *= wx1
-    out += other
-    return out
+    """Resize a 2-D float map to ``(height, width)`` bilinearly: :func:`resize_bilinear` on one plane."""
+    return resize_bilinear(np.asarray(plane, dtype=np.float32)[:, :, None], width, height)[:, :, 0]
 
 
 def image_tiles(full: np.ndarray, tile: tuple[int, int], overlap: float) -> tuple[list[tuple[int, int]], np.ndarray]:
