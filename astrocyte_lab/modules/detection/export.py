@@ -17,6 +17,7 @@ from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.modules.detection.model import DetectionExport, detector_metadata, load_network
 from astrocyte_lab.runtime.detection import validate_metadata
 from astrocyte_lab.runtime.package import write_package
+from astrocyte_lab.training.data import InputSpec
 
 OPSET = 17
 FLOAT_NODES = ("dfl",)  # the box-distribution convolution stays in float in an int8 package
@@ -52,22 +53,19 @@ def export_package(workspace: Workspace, model_name: str, destination: str | Pat
                           output_names=["predictions"],
                           dynamic_axes={"image": {0: "batch"}, "predictions": {0: "batch"}},
                           opset_version=OPSET, dynamo=False)
-    destination = Path(destination)
-    path = write_package(destination, buffer.getvalue(), metadata, roi_mask=spec.roi_mask)
-    if not int8:
-        return path
-    from astrocyte_lab.training.quantize import quantize_int8
+    model = buffer.getvalue()
+    if int8:
+        from astrocyte_lab.training.quantize import quantize_int8
 
-    batches = _calibration_batches(workspace, record, path, calibration_images)
-    model, kept = quantize_int8(buffer.getvalue(), "image", batches, exclude=FLOAT_NODES)
-    metadata["quantization"] = {"type": "int8", "calibration_images": len(batches), "float_nodes": kept}
-    return write_package(destination, model, metadata, roi_mask=spec.roi_mask)
+        batches = _calibration_batches(workspace, record, spec, calibration_images)
+        model, kept = quantize_int8(model, "image", batches, exclude=FLOAT_NODES)
+        metadata["quantization"] = {"type": "int8", "calibration_images": len(batches), "float_nodes": kept}
+    return write_package(Path(destination), model, metadata, roi_mask=spec.roi_mask)
 
 
-def _calibration_batches(workspace: Workspace, record: dict, package: Path, count: int) -> list[np.ndarray]:
-    """Up to ``count`` training images of the model's dataset as the float package preprocesses them."""
-    from astrocyte_lab.runtime import load_package
-
+def _calibration_batches(workspace: Workspace, record: dict, spec: InputSpec, count: int) -> list[np.ndarray]:
+    """Up to ``count`` training images of the model's dataset as the package preprocesses them
+    (``spec.to_tensor`` is the runtime's preprocessing with the package's input, ROI crop and mask)."""
     if count < 1:
         raise AstrocyteError(f"calibration_images must be at least 1, got {count}")
     name = record.get("dataset")
@@ -76,5 +74,4 @@ def _calibration_batches(workspace: Workspace, record: dict, package: Path, coun
     dataset = workspace.dataset(name)
     ids = [int(i) for i in dataset.select(assigned="train")] or [int(i) for i in dataset.ids]
     picked = [ids[int(k)] for k in np.linspace(0, len(ids) - 1, min(count, len(ids))).round().astype(int)]
-    predictor = load_package(package)
-    return [predictor.preprocess(dataset.image(i))[None] for i in dict.fromkeys(picked)]
+    return [spec.to_tensor(dataset.image(i))[None] for i in dict.fromkeys(picked)]
