@@ -53,7 +53,7 @@ def write_images(folder: Path, count: int, seed: int = 0) -> None:
         cv2.imwrite(str(folder / f"metal_{i:02d}.png"), np.clip(image, 0, 255).astype(np.uint8))
 
 
-def build_case(workdir: Path, threads: int, normal_images: int = 6) -> Case:
+def build_case(workdir: Path, threads: int, normal_images: int = 8) -> Case:
     import torch
 
     from astrocyte_lab import Location, NamedSet, Workspace

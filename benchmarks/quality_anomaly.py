@@ -136,6 +136,7 @@ def main() -> None:
                    "test_s": round(test_s, 1), "prepare_s": round(prepared, 1),
                    "train_images": record["images"]["train"], "test_images": len(test),
                    "memory_bank": record["anomaly"].get("memory_bank"), "patches": record["anomaly"].get("patches"),
+                   "layout": record["anomaly"].get("layout"),
                    "size": args.size, "architecture": config.architecture, "granularity": config.granularity,
                    "algorithm": config.algorithm, "pretrained": record["pretrained"]}
         print(json.dumps(summary))

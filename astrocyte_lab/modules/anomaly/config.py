@@ -16,10 +16,12 @@ class AnomalyConfig(TrainConfig):
     ``granularity``: ``pixel`` (default), ``pixel_low_res`` (half the input resolution) or ``image``.
     ``algorithm`` picks the pixel-level model: ``patchcore`` (default) or ``padim``. PatchCore keeps a memory
     bank of patch features chosen by a greedy k-center coreset: ``coreset_ratio`` of all training patches,
-    at most ``memory_bank_size`` entries (the bound on memory and on inference time). ``threshold`` and
-    ``heatmap_ratio`` are the defaults written into packages until testing picks a threshold; the heatmap
-    shows pixels whose anomaly value reaches ``heatmap_ratio * threshold``. ``outlier_exposure`` (image level
-    only) tunes the feature model on synthetic anomalies made from the normal training images. Epochs,
+    at most ``memory_bank_size`` entries (the bound on memory and on inference time). ``layout_model`` adds to
+    PatchCore's patch distances the residual of the image's coarse feature grid outside the directions the
+    Normal images span (``layout.py``): large regions that look normal patch by patch but not where they are.
+    ``threshold`` and ``heatmap_ratio`` are the defaults written into packages until testing picks a threshold;
+    the heatmap shows pixels whose anomaly value reaches ``heatmap_ratio * threshold``. ``outlier_exposure``
+    (image level only) tunes the feature model on synthetic anomalies made from the normal training images. Epochs,
     learning rate, optimiser and augmentation do not apply: these models are fitted in one pass over the
     features of a frozen pretrained backbone.
     """
@@ -34,6 +36,10 @@ class AnomalyConfig(TrainConfig):
     coreset_per_step: int = Field(16, ge=1, le=1024, description="coreset entries added per pass over the "
                                                                  "candidates (1 = classic greedy)")
     coreset_projection: int = Field(32, ge=8, le=1024, description="random projection width for the coreset")
+    layout_model: bool = Field(True, description="add PatchCore's whole-image layout term (parts in a fixed pose; "
+                                                   "needs 8 Normal images; not with tiling)")
+    layout_variance: float = Field(0.95, gt=0.0, lt=1.0, description="variance share of the Normal layouts the "
+                                                                     "layout model's directions keep")
     padim_features: int = Field(100, ge=8, le=1024, description="feature channels PaDiM keeps")
     blur_sigma: float = Field(4.0, gt=0.0, le=32.0, description="Gaussian smoothing of the anomaly map (pixels)")
     outlier_exposure: bool = True

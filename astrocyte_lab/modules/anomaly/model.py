@@ -5,7 +5,8 @@ backbone weights from :mod:`registry` (never downloaded):
 
 * ``patchcore`` (``PatchcoreModel``): pooled multi-level patch features, distance of each patch to its
   nearest neighbour in the memory bank (anomalib's ``euclidean_dist``; the bank is scanned in chunks so the
-  distance matrix stays small at high resolution);
+  distance matrix stays small at high resolution), plus, when fitted, the whole-image layout term of
+  :mod:`layout` (in the same units);
 * ``padim`` (``PadimModel``): Mahalanobis distance of each patch to the Gaussian of its position;
 * ``dfm`` (``DFMModel``, image level): PCA feature-reconstruction error or Gaussian NLL of the pooled
   features of one deeper level.
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from astrocyte_lab.modules.anomaly.layout import LayoutModel
 from astrocyte_lab.modules.anomaly.registry import BACKBONES
 from astrocyte_lab.training import weights
 
@@ -83,6 +85,7 @@ class AnomalyNet(nn.Module):
         else:
             raise KeyError(f"unknown anomaly model {kind!r} (patchcore, padim or dfm)")
         self.blur = SeparableBlur(blur_sigma)
+        self.layout: LayoutModel | None = None  # PatchCore's optional whole-image term (layout.py)
         _trim(self.extractor)
         self.pretrained_loaded = False
         if pretrained:
@@ -119,6 +122,12 @@ class AnomalyNet(nn.Module):
 
     def set_memory_bank(self, bank: torch.Tensor) -> None:
         self.model.memory_bank = bank.float().contiguous()
+
+    def set_layout(self, layout: LayoutModel | None) -> None:
+        """Add (or remove) the whole-image layout term to PatchCore's patch distances."""
+        if self.kind != "patchcore" and layout is not None:
+            raise ValueError("the layout model is an addition to PatchCore only")
+        self.layout = layout
 
     # ------------------------------------------------------------------------------------------ inference
 
@@ -166,7 +175,15 @@ class AnomalyNet(nn.Module):
             nearest = m.euclidean_dist(flat, bank[start:start + BANK_CHUNK]).amin(1)
             best = nearest if best is None else torch.minimum(best, nearest)
         assert best is not None, "the memory bank is empty"
-        return best.reshape(batch, height, width).unsqueeze(1)
+        distances = best.reshape(batch, height, width).unsqueeze(1)
+        return distances if self.layout is None else distances + self.layout(embedding)
+
+    @torch.no_grad()
+    def bank_distances(self, patches: torch.Tensor) -> torch.Tensor:
+        """``(P, D)`` flattened patch embeddings -> ``(P,)`` distance to the nearest memory-bank entry."""
+        bank = self.model.memory_bank
+        return torch.stack([self.model.euclidean_dist(patches, bank[s:s + BANK_CHUNK]).amin(1)
+                            for s in range(0, bank.shape[0], BANK_CHUNK)]).amin(0)
 
 
 def _trim(extractor: nn.Module) -> None:

@@ -5,7 +5,8 @@ features, then the model is fitted once:
 
 * PatchCore: patch features are drawn into a bounded candidate pool, and the memory bank is chosen from it
   by :func:`~astrocyte_lab.modules.anomaly.coreset.greedy_coreset` (``coreset_ratio`` of all patches, at
-  most ``memory_bank_size``);
+  most ``memory_bank_size``); with ``layout_model`` (whole images, at least 8) the coarse feature grids of
+  the images fit :class:`~astrocyte_lab.modules.anomaly.layout.LayoutModel`;
 * PaDiM: one Gaussian per patch position (anomalib's ``MultiVariateGaussian``);
 * DFM (image level): PCA of the pooled features; with ``outlier_exposure`` a few variants (PCA energy,
   the feature reconstruction error) are tried on held-out normal images and synthetic anomalies
@@ -31,7 +32,7 @@ from astrocyte_lab.data.categories import ANOMALY_CATEGORIES
 from astrocyte_lab.data.dataset import Dataset
 from astrocyte_lab.data.workspace import Workspace
 from astrocyte_lab.errors import AstrocyteError
-from astrocyte_lab.modules.anomaly import outliers, postprocess
+from astrocyte_lab.modules.anomaly import layout, outliers, postprocess
 from astrocyte_lab.modules.anomaly.config import AnomalyConfig
 from astrocyte_lab.modules.anomaly.coreset import coreset_size, greedy_coreset
 from astrocyte_lab.modules.anomaly.model import AnomalyNet, low_res
@@ -49,6 +50,7 @@ OUTPUTS = {"score": "score", "anomaly_map": "anomaly_map"}
 DFM_VARIANTS: tuple[tuple[str, float], ...] = (("fre", 0.8), ("fre", 0.9), ("fre", 0.97), ("fre", 0.99))
 PROBE = 16  # training images scored for a fallback threshold when there is no validation image
 EXPOSURE_IMAGES = 24  # held-out normal images (and as many synthetic anomalies) for outlier exposure
+LAYOUT_PATCH_SAMPLE = 20_000  # training patches whose bank distances calibrate the layout term's units
 
 
 def train_job(workspace: Workspace, dataset: str, model_name: str, config: AnomalyConfig | None = None,
@@ -174,9 +176,13 @@ def _features(net: AnomalyNet, batches: Iterator[np.ndarray], device: torch.devi
 def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device, context) -> dict:
     generator = torch.Generator().manual_seed(seed)
     pool: list[torch.Tensor] = []
+    grids: list[torch.Tensor] | None = [] if config.layout_model and tiling is None else None
     seen = 0
     for embedding in _features(net, unit_batches(dataset, ids, spec, tiling, config.batch_size), device, context,
                                units):
+        if grids is not None:
+            grids.append(layout.pooled(embedding))
+            embedding_shape = tuple(embedding.shape[-2:])
         flat = net.model.reshape_embedding(embedding)
         seen += flat.shape[0]
         per_unit = flat.shape[0] // embedding.shape[0]
@@ -192,7 +198,20 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
                             progress=lambda step, n: (context.check_cancelled(),
                                                       context.progress(step, n, "coreset")))
     net.set_memory_bank(candidates[chosen])
-    return {"memory_bank": int(size), "patches": int(seen)}
+    extra = {"memory_bank": int(size), "patches": int(seen), "layout": None}
+    if grids is not None and len(ids) >= layout.MIN_IMAGES:
+        sample = candidates[torch.randperm(len(candidates), generator=generator)[:LAYOUT_PATCH_SAMPLE]]
+        distance_q = torch.quantile(net.bank_distances(sample.to(device)).cpu(), layout.QUANTILE).item()
+        kernel = layout.pool_kernel(*embedding_shape)
+        model = layout.LayoutModel.fit(torch.cat(grids), kernel, config.layout_variance, generator, distance_q)
+        net.set_layout(model.to(device))
+        extra["layout"] = {"channels": model.channels, "grid": list(model.grid), "kernel": list(model.kernel),
+                           "components": int(model.components.shape[0]), "weight": float(model.weight)}
+        context.emit("status", message=f"layout model: {model.components.shape[0]} directions over a "
+                                       f"{model.grid[0]} x {model.grid[1]} grid")
+    elif grids is not None:
+        context.emit("status", message=f"no layout model: it needs {layout.MIN_IMAGES} Normal training images")
+    return extra
 
 
 def _fit_padim(net, dataset, ids, spec, tiling, config, units, device, context) -> None:
@@ -291,9 +310,14 @@ def build_network(record: dict) -> AnomalyNet:
     """An untrained network shaped like a stored model (weights loaded separately)."""
     config = record["config"]
     section = record["anomaly"]
-    return AnomalyNet(record["architecture"], section["algorithm"], pretrained=False,
-                      padim_features=config.get("padim_features", 100), blur_sigma=config.get("blur_sigma", 4.0),
-                      dfm_components=section.get("components", 0.97), dfm_score=section.get("score_type", "fre"))
+    net = AnomalyNet(record["architecture"], section["algorithm"], pretrained=False,
+                     padim_features=config.get("padim_features", 100), blur_sigma=config.get("blur_sigma", 4.0),
+                     dfm_components=section.get("components", 0.97), dfm_score=section.get("score_type", "fre"))
+    shape = section.get("layout")
+    if shape:
+        net.set_layout(layout.LayoutModel(shape["channels"], tuple(shape["grid"]), shape["components"],
+                                          tuple(shape["kernel"])))
+    return net
 
 
 def load_network(workspace: Workspace, model_name: str) -> tuple[AnomalyNet, dict, InputSpec]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from astrocyte_lab import Workspace
 from astrocyte_lab.errors import AstrocyteError
@@ -23,6 +24,30 @@ def test_patchcore_fit_record_and_bank_cap(fitted: tuple[Workspace, str]) -> Non
     net, _, spec = load_network(ws, name)
     assert net.model.memory_bank.shape[0] == section["memory_bank"] == max(1, round(0.01 * section["patches"]))
     assert (spec.width, spec.height, spec.channels) == (64, 64, 1)
+
+
+def test_layout_term_is_fitted_saved_and_part_of_the_map(fitted: tuple[Workspace, str]) -> None:
+    ws, name = fitted
+    shape = ws.model_store.record(name)["anomaly"]["layout"]
+    # 64 px inputs give an 8 x 8 patch grid, one cell per patch; fewer directions than the 18 images
+    assert shape["grid"] == [8, 8] and shape["kernel"] == [1, 1] and shape["channels"] == 152
+    assert 1 <= shape["components"] <= 17 and shape["weight"] > 0
+    net, _, _ = load_network(ws, name)
+    assert net.layout is not None and float(net.layout.weight) == pytest.approx(shape["weight"])
+    image = torch.randn(2, 1, 64, 64)
+    with_layout = net._patchcore_distances(image)
+    layout_term = net.layout(net.embed(image))
+    net.set_layout(None)
+    assert torch.allclose(with_layout, net._patchcore_distances(image) + layout_term, atol=1e-5)
+    assert layout_term.abs().sum() > 0
+
+
+@pytest.mark.parametrize("options", [{"layout_model": False}, {"tiling": True, "tile_size": (32, 32)}])
+def test_layout_term_is_left_out_when_disabled_or_tiling(tiles: tuple[Workspace, str], options: dict) -> None:
+    ws, dataset_name = tiles
+    train(ws, dataset_name, "plain", AnomalyConfig(seed=0, pretrained=False, **options))
+    assert ws.model_store.record("plain")["anomaly"]["layout"] is None
+    assert load_network(ws, "plain")[0].layout is None
 
 
 def test_memory_bank_cap_and_anomalies_in_training_left_out(tiles: tuple[Workspace, str]) -> None:
