@@ -9,6 +9,7 @@ time (the training job: features, coreset, saving) and the process's peak reside
 configuration unless options say otherwise.
 
     .venv/bin/python benchmarks/quality_anomaly.py [--size 256] [--algorithm patchcore] [--architecture ...]
+        [--no-layout-model]
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--granularity", default=None, choices=("pixel", "pixel_low_res", "image"))
     parser.add_argument("--memory-bank-size", type=int, default=None)
     parser.add_argument("--coreset-ratio", type=float, default=None)
+    parser.add_argument("--no-layout-model", action="store_true", help="PatchCore without its whole-image layout term")
     parser.add_argument("--workdir", type=Path, default=None, help="kept afterwards; default: a temporary folder")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -105,7 +107,8 @@ def main() -> None:
                      masks=Location(folders["test_masks"]))], train_ratio=0.0, seed=0)
         options = {k: v for k, v in (("architecture", args.architecture), ("algorithm", args.algorithm),
                                      ("granularity", args.granularity), ("memory_bank_size", args.memory_bank_size),
-                                     ("coreset_ratio", args.coreset_ratio)) if v is not None}
+                                     ("coreset_ratio", args.coreset_ratio),
+                                     ("layout_model", False if args.no_layout_model else None)) if v is not None}
         config = AnomalyConfig(seed=0, **options)
         prepared = time.perf_counter() - start
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

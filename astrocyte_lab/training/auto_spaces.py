@@ -94,6 +94,7 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
     "anomaly": SearchSpace("val_auroc", (
         Choice("algorithm", ("patchcore", "padim")),
         Float("coreset_ratio", 0.002, 0.2, log=True, when=("algorithm", "patchcore")),
+        Choice("layout_model", (True, False), when=("algorithm", "patchcore")),
         Float("blur_sigma", 1.0, 8.0),
     ), tiebreak=""),
     "classification": SearchSpace("val_accuracy", OPTIMISATION),
