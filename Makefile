@@ -57,6 +57,9 @@ lint: $(STAMP)
 # Refresh the pinned versions after changing dependencies in pyproject.toml (benchmark-only data left out).
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^astrocyte-lab' -e '^elpv-dataset' > requirements.lock
+	@if grep -n ' @ file:' requirements.lock; then \
+		echo "requirements.lock pins a local file (above): install that package from the registry, then make lock"; \
+		exit 1; fi
 
 clean:
 	rm -rf $(VENV) datasets/*/ $(SAMPLES_STAMP) .pytest_cache .ruff_cache
