@@ -56,10 +56,11 @@ lint: $(STAMP)
 
 # Refresh the pinned versions after changing dependencies in pyproject.toml (benchmark-only data left out).
 lock: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^astrocyte-lab' -e '^elpv-dataset' > requirements.lock
-	@if grep -n ' @ file:' requirements.lock; then \
-		echo "requirements.lock pins a local file (above): install that package from the registry, then make lock"; \
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^astrocyte-lab' -e '^elpv-dataset' > requirements.lock.new
+	@if grep -n ' @ file:' requirements.lock.new; then rm requirements.lock.new; \
+		echo "a pin to a local file (above): install that package from the registry; requirements.lock unchanged"; \
 		exit 1; fi
+	mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf $(VENV) datasets/*/ $(SAMPLES_STAMP) .pytest_cache .ruff_cache
