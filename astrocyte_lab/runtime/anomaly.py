@@ -1,16 +1,18 @@
 """Anomaly detection packages: score, Normal/Anomaly label and heatmap of an image (numpy only).
 
-The package's model has one input, ``image`` (see :mod:`astrocyte_lab.runtime.preprocess`), and two outputs
-named in ``metadata["outputs"]``: ``score`` ``(N,)`` float32 (the model's own image score) and
+The package's model has one input, ``image`` (see :mod:`astrocyte_lab.runtime.preprocess`), and two or three
+outputs named in ``metadata["outputs"]``: ``score`` ``(N,)`` float32 (the model's own image score),
 ``anomaly_map`` ``(N, 1, h, w)`` float32 (per-pixel anomaly values at the network's input size, in the same
-units as the score). The graph does all the heavy work: feature extraction, distances to the memory bank (or
-the Gaussian / PCA model), upsampling and smoothing. Its metadata holds an ``anomaly`` section::
+units as the score: the heatmap) and, optionally, ``score_map`` (same shape: the map that ``map_max`` takes
+the score from when the heatmap carries a term the score leaves out; without it, ``anomaly_map``). The graph
+does all the heavy work: feature extraction, distances to the memory bank (or the Gaussian / PCA model),
+upsampling and smoothing. Its metadata holds an ``anomaly`` section::
 
     {"granularity": "pixel",          # pixel | pixel_low_res | image (informational)
      "algorithm": "patchcore",        # patchcore | padim | dfm (informational)
      "threshold": 2.31,               # score >= threshold -> categories[1] ("Anomaly"), else categories[0]
      "heatmap_ratio": 0.9,            # heatmap pixels shown: anomaly value >= heatmap_ratio * threshold
-     "score": "map_max",              # map_max: the image score is the largest anomaly-map value over the
+     "score": "map_max",              # map_max: the image score is the largest score-map value over the
                                       #   pixels the ROI uses; model: the ``score`` output (max over tiles)
      "heatmap": true,                 # false: the map carries no information, predictions have no heatmap
      "tiling": null or {"tile": [w, h], "overlap": 0.25}}   # tile == [input.width, input.height]
@@ -162,7 +164,7 @@ def image_tiles(full: np.ndarray, tile: tuple[int, int], overlap: float) -> tupl
 
 
 class AnomalyScorer(PackageHead):
-    """Scores, labels and heatmaps from a ``run`` that maps an ``(N, C, h, w)`` batch to the two outputs.
+    """Scores, labels and heatmaps from a ``run`` that maps an ``(N, C, h, w)`` batch to the outputs.
 
     ``run`` returns a dict with the ONNX output names of ``metadata["outputs"]`` (the PyTorch evaluation
     passes a function returning the same names, so tests compare the very same post-processing).
@@ -179,6 +181,7 @@ class AnomalyScorer(PackageHead):
         self.heatmap_ratio = self.settings.heatmap_ratio
         self._score_name = metadata["outputs"]["score"]
         self._map_name = metadata["outputs"].get("anomaly_map")
+        self._score_map_name = metadata["outputs"].get("score_map")
 
     def label(self, score: float) -> str:
         return self.categories[1] if score >= self.threshold else self.categories[0]
@@ -191,26 +194,36 @@ class AnomalyScorer(PackageHead):
         for first in range(0, len(images), batch_size):
             chunk = images[first:first + batch_size]
             batch = np.stack([preprocess(image, self.meta_input, self.roi, self.roi_mask) for image in chunk])
-            scores, maps = self._outputs(batch)
-            for image, score, amap in zip(chunk, scores, maps, strict=True):
+            scores, maps, score_maps = self._outputs(batch)
+            for image, score, amap, score_map in zip(chunk, scores, maps, score_maps, strict=True):
                 height, width = amap.shape[-2:]
                 used = None if self.roi_mask is None else \
                     _mask_used(self.roi_mask, self._mask_shape(image), width, height) > 0.5
-                results.append(self._finish(image, float(score), amap, used, resized=False))
+                results.append(self._finish(image, float(score), amap, used, resized=False, score_map=score_map))
         return results
 
-    def _outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores ``(N,)``, heatmaps and score maps ``(N, h, w)`` (the same array without a ``score_map``)."""
         outputs = self._run(np.ascontiguousarray(batch, dtype=np.float32))
         scores = np.asarray(outputs[self._score_name], dtype=np.float32).reshape(-1)
         if scores.shape[0] != batch.shape[0]:
             raise PackageError(f"{self.where}: the model gives {scores.shape[0]} scores for {batch.shape[0]} images")
         if self._map_name is None:
-            return scores, np.zeros((batch.shape[0], batch.shape[2], batch.shape[3]), np.float32)
-        maps = np.asarray(outputs[self._map_name], dtype=np.float32)
-        if maps.ndim != 4 or maps.shape[0] != batch.shape[0] or maps.shape[1] != 1:
-            raise PackageError(f"{self.where}: the anomaly map must be (N, 1, H, W) for {batch.shape[0]} images, "
+            empty = np.zeros((batch.shape[0], batch.shape[2], batch.shape[3]), np.float32)
+            return scores, empty, empty
+        maps = self._plane(outputs, self._map_name, batch.shape[0])
+        score_maps = maps if self._score_map_name is None else self._plane(outputs, self._score_map_name, len(batch))
+        if score_maps.shape != maps.shape:
+            raise PackageError(f"{self.where}: the score map {score_maps.shape} and the anomaly map {maps.shape} "
+                               "must have one shape")
+        return scores, maps, score_maps
+
+    def _plane(self, outputs: Mapping[str, np.ndarray], name: str, count: int) -> np.ndarray:
+        maps = np.asarray(outputs[name], dtype=np.float32)
+        if maps.ndim != 4 or maps.shape[0] != count or maps.shape[1] != 1:
+            raise PackageError(f"{self.where}: the output {name!r} must be (N, 1, H, W) for {count} images, "
                                f"got shape {maps.shape}")
-        return scores, maps[:, 0]
+        return maps[:, 0]
 
     def _mask_shape(self, image: np.ndarray) -> tuple[int, int]:
         crop = self.roi.get("crop")
@@ -221,20 +234,25 @@ class AnomalyScorer(PackageHead):
         tile_w, tile_h = self.settings.tile
         full = preprocess_full(image, self.meta_input, self.roi, self.roi_mask)
         origins, tiles = image_tiles(full, self.settings.tile, self.settings.overlap)
-        scores, maps = [], []
+        scores, maps, score_maps = [], [], []
         for first in range(0, len(tiles), batch_size):
-            tile_scores, tile_maps = self._outputs(tiles[first:first + batch_size])
+            tile_scores, tile_maps, tile_score_maps = self._outputs(tiles[first:first + batch_size])
             scores.extend(tile_scores.tolist())
             maps.extend(resize_map(m, tile_w, tile_h)[None] for m in tile_maps)
+            if self._score_map_name is not None:
+                score_maps.extend(resize_map(m, tile_w, tile_h)[None] for m in tile_score_maps)
         height, width = full.shape[:2]
-        stitched = stitch(maps, origins, width, height, blend_weights(tile_w, tile_h, self.settings.overlap))[0]
+        weights = blend_weights(tile_w, tile_h, self.settings.overlap)
+        stitched = stitch(maps, origins, width, height, weights)[0]
+        score_map = stitch(score_maps, origins, width, height, weights)[0] if score_maps else None
         used = None if self.roi_mask is None else _mask_used(self.roi_mask, (height, width), width, height) > 0.5
-        return self._finish(image, float(max(scores)), stitched, used, resized=True)
+        return self._finish(image, float(max(scores)), stitched, used, resized=True, score_map=score_map)
 
     def _finish(self, image: np.ndarray, model_score: float, amap: np.ndarray, used: np.ndarray | None,
-                resized: bool) -> AnomalyPrediction:
+                resized: bool, score_map: np.ndarray | None = None) -> AnomalyPrediction:
         if self.settings.score == "map_max":
-            values = amap if used is None else amap[used]
+            source = amap if score_map is None else score_map
+            values = source if used is None else source[used]
             score = float(values.max()) if values.size else 0.0
         else:
             score = model_score

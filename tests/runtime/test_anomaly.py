@@ -86,8 +86,8 @@ def test_package_matches_pytorch_untiled(tmp_path: Path, source: Path) -> None:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["others"] == [] and report["heavy"] == [] and report["shape"] == [64, 64]
     assert report["score"] == pytest.approx(load_package(tmp_path / f"{name}.astromodel").predict(image).score)
-    assert metadata["anomaly"]["heatmap_ratio"] == 0.9 and metadata["outputs"] == {"score": "score",
-                                                                                    "anomaly_map": "anomaly_map"}
+    assert metadata["anomaly"]["heatmap_ratio"] == 0.9 and metadata["outputs"] == {
+        "score": "score", "anomaly_map": "anomaly_map", "score_map": "score_map"}  # the segmenter's heatmap term
 
 
 def test_package_matches_pytorch_tiled_with_roi(tmp_path: Path, source: Path) -> None:
@@ -172,3 +172,30 @@ def test_options_change_the_decision_without_reloading(tmp_path: Path, source: P
     assert load_package(predictor.save(tmp_path / "kept.astromodel")).options()["threshold"] == score - 1.0
     with pytest.raises(PackageError, match="cannot be configured"):
         predictor.configure(colour=1)
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_score_comes_from_the_score_map_when_the_package_has_one(tiled: bool) -> None:
+    """A heatmap term the score leaves out (the defect segmenter's) changes the heatmap, never the score."""
+    from astrocyte_lab.runtime.anomaly import AnomalyScorer
+
+    metadata = _metadata()
+    metadata["input"] = {"width": 32, "height": 32, "channels": 1, "source_channels": 1, "bit_depth": 8,
+                         "resize": "bilinear", "mean": [0.0], "std": [1.0]}
+    metadata["roi"] = {"crop": None, "mask": None}
+    metadata["outputs"]["score_map"] = "score_map"
+    if not tiled:
+        metadata["anomaly"]["tiling"] = None
+    validate_metadata(metadata)
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        score_map = np.full((len(batch), 1, 32, 32), 1.0, np.float32)
+        score_map[:, :, 5, 5] = 1.2
+        heatmap = score_map.copy()
+        heatmap[:, :, 20:24, 20:24] += 3.0  # the heatmap-only term
+        return {"score": score_map.reshape(len(batch), -1).max(1), "anomaly_map": heatmap, "score_map": score_map}
+
+    image = np.zeros((48 if tiled else 32, 48 if tiled else 32), np.uint8)
+    result = AnomalyScorer(metadata, None, run).predict([image], 4)[0]
+    assert result.score == pytest.approx(1.2, abs=1e-4) and result.label == "Normal"  # threshold 1.5
+    assert result.heatmap.max() > 3.5 and result.region.any()

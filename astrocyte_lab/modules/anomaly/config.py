@@ -19,6 +19,8 @@ class AnomalyConfig(TrainConfig):
     at most ``memory_bank_size`` entries (the bound on memory and on inference time). ``layout_model`` adds to
     PatchCore's patch distances the residual of the image's coarse feature grid outside the directions the
     Normal images span (``layout.py``): large regions that look normal patch by patch but not where they are.
+    ``defect_segmenter`` trains a small network on synthetic defects to sharpen PatchCore's heatmap inside an
+    image (``segmenter.py``); the image score does not use it.
     ``threshold`` and ``heatmap_ratio`` are the defaults written into packages until testing picks a threshold;
     the heatmap shows pixels whose anomaly value reaches ``heatmap_ratio * threshold``. ``outlier_exposure``
     (image level only) tunes the feature model on synthetic anomalies made from the normal training images. Epochs,
@@ -40,6 +42,13 @@ class AnomalyConfig(TrainConfig):
                                                    "needs 8 Normal images; not with tiling)")
     layout_variance: float = Field(0.95, gt=0.0, lt=1.0, description="variance share of the Normal layouts the "
                                                                      "layout model's directions keep")
+    defect_segmenter: bool = Field(True, description="train a small network on synthetic defects made from the "
+                                                      "Normal images and add its output to PatchCore's heatmap (not to "
+                                                      "the score); needs 8 Normal images; not with tiling")
+    segmenter_patches: int = Field(1_500_000, ge=10_000, le=50_000_000,
+                                   description="patch positions the defect segmenter learns from (2/3 synthetic-"
+                                               "defect images, 1/3 Normal images): bounds its fit time and memory")
+    segmenter_epochs: int = Field(8, ge=1, le=200, description="passes of the defect segmenter over its images")
     padim_features: int = Field(100, ge=8, le=1024, description="feature channels PaDiM keeps")
     blur_sigma: float = Field(4.0, gt=0.0, le=32.0, description="Gaussian smoothing of the anomaly map (pixels)")
     outlier_exposure: bool = True

@@ -13,7 +13,7 @@ from astrocyte_lab import __version__
 from astrocyte_lab.data.workspace import Workspace
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.modules.anomaly.model import AnomalyExport
-from astrocyte_lab.modules.anomaly.trainer import OUTPUTS, load_network
+from astrocyte_lab.modules.anomaly.trainer import load_network
 from astrocyte_lab.runtime.package import write_package
 
 OPSET = 17
@@ -34,19 +34,20 @@ def export_package(workspace: Workspace, model_name: str, destination: str | Pat
         if not heatmap_ratio > 0:
             raise AstrocyteError(f"the heatmap ratio must be positive, got {heatmap_ratio}")
         section["heatmap_ratio"] = float(heatmap_ratio)
+    outputs = net.output_roles()
     example = torch.zeros(1, spec.channels, spec.height, spec.width)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(AnomalyExport(net).eval(), (example,), buffer, input_names=["image"],
-                          output_names=list(OUTPUTS.values()),
-                          dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS.values()}},
+                          output_names=list(outputs.values()),
+                          dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in outputs.values()}},
                           opset_version=OPSET, dynamo=False)
     metadata = {
         "format": "astromodel", "module": "anomaly", "name": model_name,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "producer": f"astrocyte-lab {__version__}",
         "architecture": record["architecture"], "categories": list(record["categories"]),
-        "input": spec.meta_input(), "roi": spec.meta_roi(), "outputs": dict(OUTPUTS),
+        "input": spec.meta_input(), "roi": spec.meta_roi(), "outputs": outputs,
         "thresholds": {"anomaly": section["threshold"], "heatmap_ratio": section["heatmap_ratio"]},
         "continual": None, "metrics": record.get("metrics", {}), "anomaly": section,
     }

@@ -29,6 +29,7 @@ from torch import nn
 
 from astrocyte_lab.modules.anomaly.layout import LayoutModel
 from astrocyte_lab.modules.anomaly.registry import BACKBONES
+from astrocyte_lab.modules.anomaly.segmenter import DefectSegmenter
 from astrocyte_lab.training import weights
 
 BANK_CHUNK = 2048  # memory-bank rows compared at a time (bounds the distance matrix)
@@ -86,6 +87,7 @@ class AnomalyNet(nn.Module):
             raise KeyError(f"unknown anomaly model {kind!r} (patchcore, padim or dfm)")
         self.blur = SeparableBlur(blur_sigma)
         self.layout: LayoutModel | None = None  # PatchCore's optional whole-image term (layout.py)
+        self.segmenter: DefectSegmenter | None = None  # PatchCore's optional heatmap term (segmenter.py)
         _trim(self.extractor)
         self.pretrained_loaded = False
         if pretrained:
@@ -129,24 +131,40 @@ class AnomalyNet(nn.Module):
             raise ValueError("the layout model is an addition to PatchCore only")
         self.layout = layout
 
+    def set_segmenter(self, segmenter: DefectSegmenter | None) -> None:
+        """Add (or remove) the learned defect segmenter's term to PatchCore's heatmap (not to the score)."""
+        if self.kind != "patchcore" and segmenter is not None:
+            raise ValueError("the defect segmenter is an addition to PatchCore only")
+        self.segmenter = segmenter
+
+    def output_roles(self) -> dict[str, str]:
+        """The runtime role -> output name of what :meth:`forward` returns, in order."""
+        roles = {"score": "score", "anomaly_map": "anomaly_map"}
+        if self.segmenter is not None:
+            roles["score_map"] = "score_map"
+        return roles
+
     # ------------------------------------------------------------------------------------------ inference
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(score, anomaly_map)``, plus ``score_map`` (the map the score is taken from) with the segmenter."""
         x = self._three(x)
         size = x.shape[-2:]
         with torch.no_grad():
             if self.kind == "dfm":
                 return self._dfm(x)
             if self.kind == "patchcore":
-                patches = self._patchcore_distances(x)
-                amap = F.interpolate(patches, size=size)  # nearest, as anomalib's PatchCore map
-            else:
-                m = self.model
-                embedding = m.generate_embedding(m.feature_extractor(x))
-                patches = m.anomaly_map_generator.compute_distance(
-                    embedding, [m.gaussian.mean, m.gaussian.inv_covariance])
-                amap = F.interpolate(patches, size=size, mode="bilinear", align_corners=False)
-            amap = self.blur(amap)
+                embedding = self.embed(x)
+                patches = self._patchcore_distances(x, embedding)
+                amap = self.blur(F.interpolate(patches, size=size))  # nearest, as anomalib's PatchCore map
+                if self.segmenter is not None:
+                    term = F.interpolate(self.segmenter(embedding), size=size, mode="bilinear", align_corners=False)
+                    return amap.flatten(1).amax(1), amap + self.blur(term), amap
+                return amap.flatten(1).amax(1), amap
+            m = self.model
+            embedding = m.generate_embedding(m.feature_extractor(x))
+            patches = m.anomaly_map_generator.compute_distance(embedding, [m.gaussian.mean, m.gaussian.inv_covariance])
+            amap = self.blur(F.interpolate(patches, size=size, mode="bilinear", align_corners=False))
             return amap.flatten(1).amax(1), amap
 
     def _dfm(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,10 +181,10 @@ class AnomalyNet(nn.Module):
         amap = error.view_as(pooled).sum(1, keepdim=True)
         return error.sum(1), F.interpolate(amap, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
-    def _patchcore_distances(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, 1, h, w)`` distance of every patch to its nearest memory-bank entry."""
+    def _patchcore_distances(self, x: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, 1, h, w)`` distance of every patch to its nearest memory-bank entry (plus the layout term)."""
         m = self.model
-        embedding = self.embed(x)
+        embedding = self.embed(x) if embedding is None else embedding
         batch, dim, height, width = embedding.shape
         flat = m.reshape_embedding(embedding)
         bank = m.memory_bank
@@ -208,11 +226,12 @@ def low_res(width: int, height: int) -> tuple[int, int]:
 
 
 class AnomalyExport(nn.Module):
-    """What goes into ONNX: outputs ``score`` ``(N,)`` and ``anomaly_map`` ``(N, 1, H, W)``."""
+    """What goes into ONNX: outputs ``score`` ``(N,)``, ``anomaly_map`` ``(N, 1, H, W)`` and, with the
+    segmenter, ``score_map`` ``(N, 1, H, W)`` (see :meth:`AnomalyNet.output_roles`)."""
 
     def __init__(self, net: AnomalyNet) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.net(image)

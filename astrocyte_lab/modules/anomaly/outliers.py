@@ -1,14 +1,19 @@
-"""Synthetic anomalies made from normal images, for outlier exposure (image-level models).
+"""Synthetic anomalies made from normal images: outlier exposure (image level) and the defect segmenter.
 
-Both kinds act on a float image ``(H, W, C)`` in [0, 1] and change one random rectangle:
+:func:`synthetic_anomaly` (outlier exposure of the image-level model) has two kinds; both act on a float
+image ``(H, W, C)`` in [0, 1] and change one random rectangle:
 
 * ``noise``: the rectangle gets strong Gaussian noise around its own mean (texture destroyed);
 * ``cutpaste``: a rectangle cut from elsewhere in the same image, flipped, brightness-shifted and pasted in
   (texture present but out of place, as in CutPaste, Li et al. 2021).
+
+:func:`synthetic_defect` (training data of the pixel-level defect segmenter, ``segmenter.py``) alters a
+random region of any shape and returns its mask as well.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 KINDS: tuple[str, ...] = ("noise", "cutpaste")
@@ -35,3 +40,91 @@ def synthetic_anomaly(image: np.ndarray, kind: str, rng: np.random.Generator) ->
         patch = out[sy:sy + h, sx:sx + w][::-1, ::-1] + np.float32(rng.choice([-1, 1]) * rng.uniform(0.1, 0.3))
         out[y:y + h, x:x + w] = patch
     return np.clip(out, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Pixel-level synthetic defects: a random region of a normal image altered, with its mask (defect segmenter).
+
+REGIONS: tuple[str, ...] = ("blob", "band", "ellipse")
+ALTERATIONS: tuple[str, ...] = ("gain", "swap", "blur", "sharpen")
+
+
+def _smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int) -> np.ndarray:
+    """Low-frequency noise: a ``cells x cells`` random grid upsampled bicubically to the image size."""
+    return cv2.resize(rng.standard_normal((cells, cells)).astype(np.float32), (width, height),
+                      interpolation=cv2.INTER_CUBIC)
+
+
+def random_region(rng: np.random.Generator, height: int, width: int, kind: str | None = None) -> np.ndarray:
+    """``(H, W)`` bool region of one random shape: a smooth-noise blob, a band between two wavy parallel lines
+    at any angle, or an ellipse; covering roughly 1 % to 40 % of the image."""
+    kind = kind or str(rng.choice(REGIONS))
+    if kind == "blob":
+        noise = _smooth_noise(rng, height, width, int(rng.integers(2, 7)))
+        return noise > np.quantile(noise, 1.0 - rng.uniform(0.05, 0.4))
+    if kind == "band":
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        angle = rng.uniform(0.0, np.pi)
+        along = (xx - width / 2) * np.cos(angle) + (yy - height / 2) * np.sin(angle)
+        along += _smooth_noise(rng, height, width, 4) * rng.uniform(0.0, 0.03) * max(height, width)
+        span = abs(height * np.sin(angle)) + abs(width * np.cos(angle))
+        thickness = rng.uniform(0.1, 0.5) * span
+        start = rng.uniform(-span / 2 - thickness / 2, span / 2 - thickness / 2)
+        return (along > start) & (along < start + thickness)
+    if kind == "ellipse":
+        region = np.zeros((height, width), np.uint8)
+        side = min(height, width)
+        axes = (int(rng.integers(max(2, side // 40), max(3, side // 4))),
+                int(rng.integers(max(2, side // 40), max(3, side // 4))))
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        cv2.ellipse(region, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        return region > 0
+    raise ValueError(f"unknown region {kind!r}; choose from {REGIONS}")
+
+
+def altered(image: np.ndarray, other: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
+    """``image`` (float ``(H, W, C)`` in [0, 1]) changed all over in one way: gain and offset, another normal
+    image's content (``other``, same shape), blur, or sharpened texture."""
+    kind = kind or str(rng.choice(ALTERATIONS))
+    if kind == "gain":
+        return np.clip(image * rng.uniform(0.6, 1.6) + rng.uniform(-0.2, 0.2), 0.0, 1.0)
+    if kind == "swap":
+        return other
+    sigma = rng.uniform(1.0, 3.0)
+    blurred = cv2.GaussianBlur(image, (0, 0), sigma).reshape(image.shape)
+    if kind == "blur":
+        return blurred
+    if kind == "sharpen":
+        return np.clip(image + rng.uniform(1.0, 3.0) * (image - blurred), 0.0, 1.0)
+    raise ValueError(f"unknown alteration {kind!r}; choose from {ALTERATIONS}")
+
+
+def synthetic_defect(image: np.ndarray, other: np.ndarray, rng: np.random.Generator,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """A normal float image (``(H, W)`` or ``(H, W, C)`` in [0, 1]) with one synthetic defect, and the defect's
+    ``(H, W)`` mask.
+
+    A random region (:func:`random_region`) takes one or two alterations (:func:`altered`; ``other`` is
+    another normal image for the content swap), blended in with an edge softened by 0 to 3 pixels. Generic on
+    purpose: shading steps, foreign texture, lost or exaggerated texture, in shapes from spots to bands.
+    """
+    flat = np.ndim(image) == 2
+    image = np.asarray(image, dtype=np.float32)[..., None] if flat else np.asarray(image, dtype=np.float32)
+    other = np.asarray(other, dtype=np.float32)
+    other = other[..., None] if other.ndim == 2 else other
+    height, width = image.shape[:2]
+    if other.shape != image.shape:
+        other = cv2.resize(other, (width, height), interpolation=cv2.INTER_AREA).reshape(image.shape)
+    region = random_region(rng, height, width)
+    if region.sum() < max(4, height * width // 2000):
+        region = random_region(rng, height, width, "ellipse")
+    target = altered(image, other, rng)
+    if rng.random() < 0.5:
+        target = altered(target, other, rng)
+    weight = region.astype(np.float32)
+    softness = rng.uniform(0.0, 3.0)
+    if softness > 0.3:
+        weight = cv2.GaussianBlur(weight, (0, 0), softness)
+    weight = weight[:, :, None]
+    out = np.clip(image * (1.0 - weight) + target * weight, 0.0, 1.0).astype(np.float32)
+    return (out[:, :, 0] if flat else out), region

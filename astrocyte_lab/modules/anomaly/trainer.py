@@ -37,6 +37,7 @@ from astrocyte_lab.modules.anomaly.config import AnomalyConfig
 from astrocyte_lab.modules.anomaly.coreset import coreset_size, greedy_coreset
 from astrocyte_lab.modules.anomaly.model import AnomalyNet, low_res
 from astrocyte_lab.modules.anomaly.registry import BACKBONES
+from astrocyte_lab.modules.anomaly.segmenter import DefectSegmenter, fit_segmenter
 from astrocyte_lab.runtime.anomaly import AnomalyScorer, image_tiles
 from astrocyte_lab.runtime.preprocess import preprocess_full, to_unit_range
 from astrocyte_lab.training.data import InputSpec, input_spec, seed_everything
@@ -45,12 +46,15 @@ from astrocyte_lab.training.jobs import Job, JobContext
 from astrocyte_lab.training.runner import inline_context, open_dataset, start_training, stored_model, torch_state
 
 NORMAL, ANOMALY = ANOMALY_CATEGORIES
-OUTPUTS = {"score": "score", "anomaly_map": "anomaly_map"}
 # anomalib 2.7.0 cannot fit DFM's "nll" variant (SingleClassGaussian.fit passes device= to torch.mean): "fre" only
 DFM_VARIANTS: tuple[tuple[str, float], ...] = (("fre", 0.8), ("fre", 0.9), ("fre", 0.97), ("fre", 0.99))
 PROBE = 16  # training images scored for a fallback threshold when there is no validation image
 EXPOSURE_IMAGES = 24  # held-out normal images (and as many synthetic anomalies) for outlier exposure
 LAYOUT_PATCH_SAMPLE = 20_000  # training patches whose bank distances calibrate the layout term's units
+DISTANCE_QUANTILE = layout.QUANTILE  # that quantile of training patch distances: unit of the layout/segmenter terms
+SEGMENTER_MIN_IMAGES = 8  # fewer Normal images are too few to learn what is not a defect
+SEGMENTER_WIDTH = 32  # channels of the defect segmenter's convolutions
+SEGMENTER_VARIANTS = 4  # at most this many synthetic defects per Normal image (small images: the budget is large)
 
 
 def train_job(workspace: Workspace, dataset: str, model_name: str, config: AnomalyConfig | None = None,
@@ -177,12 +181,22 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
     generator = torch.Generator().manual_seed(seed)
     pool: list[torch.Tensor] = []
     grids: list[torch.Tensor] | None = [] if config.layout_model and tiling is None else None
-    seen = 0
+    segmenter = config.defect_segmenter and tiling is None and len(ids) >= SEGMENTER_MIN_IMAGES
+    normals: list[torch.Tensor] = []  # embeddings of the Normal images the segmenter learns from
+    kept: torch.Tensor | None = None
+    seen = done = 0
     for embedding in _features(net, unit_batches(dataset, ids, spec, tiling, config.batch_size), device, context,
                                units):
         if grids is not None:
             grids.append(layout.pooled(embedding))
-            embedding_shape = tuple(embedding.shape[-2:])
+        embedding_shape = tuple(embedding.shape[-2:])
+        if segmenter:
+            if kept is None:  # the patch grid is known now: keep a random share of the images within the budget
+                count = min(len(ids), max(1, config.segmenter_patches // 3 // math.prod(embedding_shape)))
+                kept = torch.zeros(len(ids), dtype=torch.bool)
+                kept[torch.randperm(len(ids), generator=generator)[:count]] = True
+            normals.append(embedding[kept[done:done + len(embedding)]].half())
+            done += len(embedding)
         flat = net.model.reshape_embedding(embedding)
         seen += flat.shape[0]
         per_unit = flat.shape[0] // embedding.shape[0]
@@ -198,10 +212,12 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
                             progress=lambda step, n: (context.check_cancelled(),
                                                       context.progress(step, n, "coreset")))
     net.set_memory_bank(candidates[chosen])
-    extra = {"memory_bank": int(size), "patches": int(seen), "layout": None}
-    if grids is not None and len(ids) >= layout.MIN_IMAGES:
+    extra = {"memory_bank": int(size), "patches": int(seen), "layout": None, "segmenter": None}
+    distance_q = 1.0
+    if segmenter or (grids is not None and len(ids) >= layout.MIN_IMAGES):
         sample = candidates[torch.randperm(len(candidates), generator=generator)[:LAYOUT_PATCH_SAMPLE]]
-        distance_q = torch.quantile(net.bank_distances(sample.to(device)).cpu(), layout.QUANTILE).item()
+        distance_q = torch.quantile(net.bank_distances(sample.to(device)).cpu(), DISTANCE_QUANTILE).item()
+    if grids is not None and len(ids) >= layout.MIN_IMAGES:
         kernel = layout.pool_kernel(*embedding_shape)
         model = layout.LayoutModel.fit(torch.cat(grids), kernel, config.layout_variance, generator, distance_q)
         net.set_layout(model.to(device))
@@ -211,7 +227,61 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
                                        f"{model.grid[0]} x {model.grid[1]} grid")
     elif grids is not None:
         context.emit("status", message=f"no layout model: it needs {layout.MIN_IMAGES} Normal training images")
+    del candidates
+    if segmenter:
+        extra["segmenter"] = _fit_segmenter(net, dataset, ids, spec, config, torch.cat(normals), distance_q, seed,
+                                            device, context)
+    elif config.defect_segmenter and tiling is None:
+        context.emit("status", message=f"no defect segmenter: it needs {SEGMENTER_MIN_IMAGES} Normal training images")
     return extra
+
+
+def defect_target(region: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """A synthetic defect's ``(H, W)`` image mask as the network sees it: ROI crop, input size (share of each
+    pixel covered), zero where the ROI mask ignores pixels."""
+    import cv2
+
+    region = region.astype(np.float32)
+    if spec.crop is not None:
+        x, y, w, h = spec.crop
+        region = region[y:y + h, x:x + w]
+    target = cv2.resize(region, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+    if spec.roi_mask is not None:
+        target *= cv2.resize(spec.roi_mask.astype(np.float32), (spec.width, spec.height),
+                             interpolation=cv2.INTER_NEAREST)
+    return target
+
+
+def _fit_segmenter(net, dataset, ids, spec, config, normals, weight, seed, device, context) -> dict:
+    """Embed synthetic defects made from the Normal training images, then train the defect segmenter."""
+    grid = tuple(normals.shape[-2:])
+    count = max(1, min(SEGMENTER_VARIANTS * len(ids), 2 * config.segmenter_patches // 3 // math.prod(grid)))
+    rng = np.random.default_rng(seed)
+    sources = rng.choice(len(ids), count, replace=count > len(ids))
+    others = (sources + rng.integers(1, len(ids), count)) % len(ids)  # another Normal image for content swaps
+    context.emit("status", message=f"defect segmenter: {count} synthetic defects and {len(normals)} Normal images")
+    embeddings: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    for first in range(0, count, config.batch_size):
+        context.check_cancelled()
+        inputs, masks = [], []
+        for source, other in zip(sources[first:first + config.batch_size], others[first:first + config.batch_size],
+                                 strict=True):
+            image = to_unit_range(dataset.image(int(ids[source])), spec.bit_depth)
+            defect, region = outliers.synthetic_defect(image, to_unit_range(dataset.image(int(ids[other])),
+                                                                            spec.bit_depth), rng)
+            inputs.append(spec.to_tensor(defect))
+            masks.append(defect_target(region, spec))
+        embeddings.append(net.embed(torch.from_numpy(np.stack(inputs)).to(device)).half().cpu())
+        targets.append(torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(np.stack(masks))[:, None], grid))
+        context.progress(min(count, first + config.batch_size), count, "synthetic defects")
+    model = fit_segmenter(torch.cat(embeddings), torch.cat(targets), normals, width=SEGMENTER_WIDTH,
+                          epochs=config.segmenter_epochs, seed=seed, weight=weight,
+                          step=lambda done, total: (context.check_cancelled(),
+                                                    context.progress(done, total, "defect segmenter")))
+    net.set_segmenter(model.to(device))
+    return {"channels": model.channels, "width": model.width, "weight": float(model.weight),
+            "synthetic": int(count), "normal": len(normals)}
 
 
 def _fit_padim(net, dataset, ids, spec, tiling, config, units, device, context) -> None:
@@ -275,13 +345,15 @@ def torch_scorer(net: AnomalyNet, spec: InputSpec, section: dict, device: torch.
     """The runtime's post-processing over the PyTorch model (what testing uses, and the package mirrors)."""
     device = device or torch.device("cpu")
 
+    roles = net.output_roles()
+
     @torch.no_grad()
     def run(batch: np.ndarray) -> dict[str, np.ndarray]:
-        score, amap = net(torch.from_numpy(batch).to(device))
-        return {"score": score.float().cpu().numpy(), "anomaly_map": amap.float().cpu().numpy()}
+        values = net(torch.from_numpy(batch).to(device))
+        return {name: value.float().cpu().numpy() for name, value in zip(roles.values(), values, strict=True)}
 
     metadata = {"categories": list(ANOMALY_CATEGORIES), "input": spec.meta_input(), "roi": spec.meta_roi(),
-                "outputs": dict(OUTPUTS), "anomaly": section}
+                "outputs": roles, "anomaly": section}
     return AnomalyScorer(metadata, mask_uint8(spec), run, "model")
 
 
@@ -317,6 +389,9 @@ def build_network(record: dict) -> AnomalyNet:
     if shape:
         net.set_layout(layout.LayoutModel(shape["channels"], tuple(shape["grid"]), shape["components"],
                                           tuple(shape["kernel"])))
+    segmenter = section.get("segmenter")
+    if segmenter:
+        net.set_segmenter(DefectSegmenter(segmenter["channels"], segmenter["width"]))
     return net
 
 

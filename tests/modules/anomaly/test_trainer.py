@@ -42,12 +42,38 @@ def test_layout_term_is_fitted_saved_and_part_of_the_map(fitted: tuple[Workspace
     assert layout_term.abs().sum() > 0
 
 
-@pytest.mark.parametrize("options", [{"layout_model": False}, {"tiling": True, "tile_size": (32, 32)}])
-def test_layout_term_is_left_out_when_disabled_or_tiling(tiles: tuple[Workspace, str], options: dict) -> None:
+def test_defect_segmenter_is_fitted_saved_and_adds_to_the_heatmap_only(fitted: tuple[Workspace, str]) -> None:
+    ws, name = fitted
+    shape = ws.model_store.record(name)["anomaly"]["segmenter"]
+    # 18 Normal images of an 8 x 8 grid: the budget would allow far more, 4 variants per image are made
+    assert shape["channels"] == 152 and shape["synthetic"] == 4 * 18 and shape["normal"] == 18
+    net, _, _ = load_network(ws, name)
+    assert net.segmenter is not None and shape["weight"] > 0
+    assert float(net.segmenter.weight) == pytest.approx(shape["weight"])
+    assert list(net.output_roles()) == ["score", "anomaly_map", "score_map"]
+    image = torch.randn(2, 1, 64, 64)
+    score, heatmap, score_map = net(image)
+    torch.testing.assert_close(score, score_map.flatten(1).amax(1))
+    term = net.blur(torch.nn.functional.interpolate(net.segmenter(net.embed(image)), size=(64, 64),
+                                                    mode="bilinear", align_corners=False))
+    torch.testing.assert_close(heatmap, score_map + term)
+    assert term.min() > 0
+    net.set_segmenter(None)
+    alone_score, alone_map = net(image)
+    torch.testing.assert_close(alone_map, score_map)
+    torch.testing.assert_close(alone_score, score)
+
+
+@pytest.mark.parametrize("options", [{"layout_model": False, "defect_segmenter": False},
+                                     {"tiling": True, "tile_size": (32, 32)}])
+def test_layout_and_segmenter_are_left_out_when_disabled_or_tiling(tiles: tuple[Workspace, str],
+                                                                   options: dict) -> None:
     ws, dataset_name = tiles
     train(ws, dataset_name, "plain", AnomalyConfig(seed=0, pretrained=False, **options))
-    assert ws.model_store.record("plain")["anomaly"]["layout"] is None
-    assert load_network(ws, "plain")[0].layout is None
+    section = ws.model_store.record("plain")["anomaly"]
+    assert section["layout"] is None and section["segmenter"] is None
+    net = load_network(ws, "plain")[0]
+    assert net.layout is None and net.segmenter is None and list(net.output_roles()) == ["score", "anomaly_map"]
 
 
 def test_memory_bank_cap_and_anomalies_in_training_left_out(tiles: tuple[Workspace, str]) -> None:

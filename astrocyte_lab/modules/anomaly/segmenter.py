@@ -1,0 +1,103 @@
+"""A learned defect segmenter that sharpens PatchCore's heatmap where a defect differs from its own image.
+
+PatchCore and its layout term measure how far each patch (and the whole image) is from the Normal training
+images. That ranks images well, but inside an image that is unusual as a whole, a defect covering a large
+region (a band of another finish, a shading step) barely stands out from the rest of the image. This small
+convolutional network reads the same frozen patch embedding and is trained, in a few seconds on CPU, to mark
+*synthetic* defects (:func:`~astrocyte_lab.modules.anomaly.outliers.synthetic_defect`: random regions of
+Normal training images altered in generic ways) against the Normal training images themselves. Its dilated
+convolutions see about 30 patches around each one, so it learns what a boundary between two finishes looks
+like, which nearest-neighbour distances cannot.
+
+Its probability, times ``weight`` (PatchCore's 99th-percentile patch distance on training patches, so a
+confident pixel adds one "top of normal" distance), is added to the heatmap only: the image score stays the
+PatchCore map's maximum, which the segmenter would otherwise make noisier on Normal images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DILATIONS = (1, 2, 4, 8)  # receptive field of 31 patches
+GROUPS = 8  # GroupNorm groups (batch statistics would differ between training and a batch of one)
+
+
+def _block(width: int, dilation: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation),
+                         nn.GroupNorm(GROUPS, width), nn.ReLU())
+
+
+class DefectSegmenter(nn.Module):
+    """``(N, C, h, w)`` patch embedding -> ``(N, 1, h, w)`` defect probability times :attr:`weight`."""
+
+    def __init__(self, channels: int, width: int = 32) -> None:
+        super().__init__()
+        if width % GROUPS:
+            raise ValueError(f"the segmenter width must be a multiple of {GROUPS}, got {width}")
+        self.channels, self.width = int(channels), int(width)
+        self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
+        self.register_buffer("inv_std", torch.ones(1, channels, 1, 1))
+        self.register_buffer("weight", torch.ones(()))
+        self.body = nn.Sequential(nn.Conv2d(channels, width, 1), nn.ReLU(), *(_block(width, d) for d in DILATIONS),
+                                  nn.Conv2d(width, 1, 1))
+
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.body((embedding - self.mean) * self.inv_std)
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(embedding)) * self.weight
+
+
+def fit_segmenter(defects: torch.Tensor, targets: torch.Tensor, normals: torch.Tensor, *, width: int = 32,
+                  epochs: int = 8, batch_size: int = 32, learning_rate: float = 2e-3, seed: int = 0,
+                  weight: float = 1.0, step: Callable[[int, int], None] | None = None) -> DefectSegmenter:
+    """Train on embeddings of synthetic defects (``targets``: the share of each patch the defect covers,
+    ``(S, 1, h, w)``) and of Normal images (target 0), with random flips (embeddings may be half precision, to
+    halve their memory); ``step(done, total)`` is called
+    after every batch (progress, cancellation).
+
+    One-cycle AdamW on binary cross-entropy. Input channels are standardised with the Normal embeddings'
+    statistics, which are stored in the module so the exported graph does the same.
+    """
+    if defects.shape[1:] != normals.shape[1:] or targets.shape[0] != defects.shape[0]:
+        raise ValueError(f"defects {tuple(defects.shape)}, targets {tuple(targets.shape)} and normals "
+                         f"{tuple(normals.shape)} do not match")
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = DefectSegmenter(defects.shape[1], width)
+    reference = normals.float()
+    model.mean.copy_(reference.mean((0, 2, 3), keepdim=True))
+    model.inv_std.copy_(1.0 / (reference.std((0, 2, 3), keepdim=True) + 1e-3))
+    del reference
+    inputs = torch.cat([defects, normals])
+    truth = torch.cat([targets.float(), torch.zeros(len(normals), 1, *normals.shape[-2:])])
+    batch_size = max(1, min(batch_size, len(inputs)))
+    per_epoch = max(1, len(inputs) // batch_size)
+    total = epochs * per_epoch
+    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, learning_rate, total_steps=total)
+    model.train()
+    done = 0
+    for _ in range(epochs):
+        order = torch.randperm(len(inputs), generator=generator)
+        for first in range(0, per_epoch * batch_size, batch_size):
+            chosen = order[first:first + batch_size]
+            x, y = inputs[chosen].float(), truth[chosen]
+            flips = [d for d, flip in ((-1, torch.rand((), generator=generator) < 0.5),
+                                       (-2, torch.rand((), generator=generator) < 0.5)) if flip]
+            if flips:
+                x, y = x.flip(flips), y.flip(flips)
+            loss = F.binary_cross_entropy_with_logits(model.logits(x), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            done += 1
+            if step is not None:
+                step(done, total)
+    model.weight.fill_(float(weight))
+    return model.eval()

@@ -1,0 +1,85 @@
+"""The defect segmenter: synthetic defects with exact masks, and a network that learns to find a region
+that differs from the rest of its own image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from astrocyte_lab.modules.anomaly import outliers
+from astrocyte_lab.modules.anomaly.segmenter import DefectSegmenter, fit_segmenter
+
+
+@pytest.mark.parametrize("shape", [(64, 96), (64, 96, 1), (64, 96, 3)])
+def test_synthetic_defect_changes_its_region_and_keeps_the_rest(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(0)
+    changed_outside, seen = [], 0
+    for _ in range(40):
+        image = rng.uniform(0.2, 0.8, shape).astype(np.float32)
+        other = rng.uniform(0.2, 0.8, shape).astype(np.float32)
+        out, region = outliers.synthetic_defect(image, other, rng)
+        assert out.shape == image.shape and out.dtype == np.float32 and region.shape == shape[:2]
+        assert region.any() and 0.0 <= out.min() and out.max() <= 1.0
+        difference = np.abs(out - image).reshape(*shape[:2], -1).max(-1)
+        far = ~_dilated(region, 8)
+        changed_outside.append(float(difference[far].max(initial=0.0)))
+        seen += int(difference[region].mean() > 1e-3)
+    assert max(changed_outside) < 1e-3  # a soft edge reaches a few pixels out, never far
+    assert seen >= 36  # almost every defect changes its pixels (a blur of flat noise may barely show)
+
+
+def _dilated(region: np.ndarray, pixels: int) -> np.ndarray:
+    import cv2
+
+    return cv2.dilate(region.astype(np.uint8), np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)) > 0
+
+
+@pytest.mark.parametrize("kind", outliers.REGIONS)
+def test_regions_of_every_kind_cover_part_of_the_image(kind: str) -> None:
+    rng = np.random.default_rng(1)
+    areas = [outliers.random_region(rng, 120, 160, kind).mean() for _ in range(30)]
+    assert 0.0 < np.median(areas) < 0.6 and max(areas) < 0.95
+    with pytest.raises(ValueError, match="unknown region"):
+        outliers.random_region(rng, 10, 10, "star")
+
+
+def finish_images(count: int, rng: np.random.Generator, defect: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(count, 4, 16, 16)`` embeddings of parts with one finish each (any of four, noisy), and, with
+    ``defect``, a random band of another finish; and the ``(count, 1, 16, 16)`` band masks."""
+    finishes = torch.eye(4)
+    embeddings = torch.empty(count, 4, 16, 16)
+    masks = torch.zeros(count, 1, 16, 16)
+    for i in range(count):
+        base, other = rng.choice(4, 2, replace=False)
+        embeddings[i] = finishes[base][:, None, None]
+        if defect:
+            start = int(rng.integers(0, 12))
+            embeddings[i, :, start:start + 4] = finishes[other][:, None]
+            masks[i, 0, start:start + 4] = 1.0
+    noise = torch.from_numpy(rng.normal(0, 0.1, embeddings.shape).astype(np.float32))
+    return embeddings + noise, masks
+
+
+def test_the_segmenter_finds_a_band_of_another_finish() -> None:
+    """Each band's finish is a Normal finish elsewhere, so only its contrast with its own image tells."""
+    rng = np.random.default_rng(0)
+    defects, targets = finish_images(160, rng, True)
+    normals, _ = finish_images(80, rng, False)
+    steps: list[tuple[int, int]] = []
+    model = fit_segmenter(defects.half(), targets, normals.half(), width=16, epochs=6, seed=0, weight=2.5,
+                          step=lambda done, total: steps.append((done, total)))
+    assert steps[-1][0] == steps[-1][1] == len(steps)
+    test, masks = finish_images(20, np.random.default_rng(5), True)
+    with torch.no_grad():
+        values = model(test)
+    assert values.shape == masks.shape and float(values.max()) <= 2.5  # a probability times the weight
+    assert roc_auc_score(masks.flatten().numpy() > 0.5, values.flatten().numpy()) > 0.9
+
+
+def test_segmenter_shapes_are_checked() -> None:
+    with pytest.raises(ValueError, match="multiple of"):
+        DefectSegmenter(4, width=12)
+    with pytest.raises(ValueError, match="do not match"):
+        fit_segmenter(torch.zeros(2, 4, 8, 8), torch.zeros(2, 1, 8, 8), torch.zeros(2, 5, 8, 8))
