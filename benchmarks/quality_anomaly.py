@@ -9,7 +9,7 @@ time (the training job: features, coreset, saving) and the process's peak reside
 configuration unless options say otherwise.
 
     .venv/bin/python benchmarks/quality_anomaly.py [--size 256] [--algorithm patchcore] [--architecture ...]
-        [--no-layout-model]
+        [--no-layout-model] [--no-defect-segmenter] [--segmenter-patches N]
 """
 
 from __future__ import annotations
@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--memory-bank-size", type=int, default=None)
     parser.add_argument("--coreset-ratio", type=float, default=None)
     parser.add_argument("--no-layout-model", action="store_true", help="PatchCore without its whole-image layout term")
+    parser.add_argument("--no-defect-segmenter", action="store_true",
+                        help="PatchCore's heatmap without the learned defect segmenter")
+    parser.add_argument("--segmenter-patches", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=None, help="kept afterwards; default: a temporary folder")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -108,14 +111,17 @@ def main() -> None:
         options = {k: v for k, v in (("architecture", args.architecture), ("algorithm", args.algorithm),
                                      ("granularity", args.granularity), ("memory_bank_size", args.memory_bank_size),
                                      ("coreset_ratio", args.coreset_ratio),
-                                     ("layout_model", False if args.no_layout_model else None)) if v is not None}
+                                     ("layout_model", False if args.no_layout_model else None),
+                                     ("defect_segmenter", False if args.no_defect_segmenter else None),
+                                     ("segmenter_patches", args.segmenter_patches)) if v is not None}
         config = AnomalyConfig(seed=0, **options)
         prepared = time.perf_counter() - start
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         fit_start, fit_cpu = time.perf_counter(), time.process_time()
         load_before = os.getloadavg()[0]
         job = train_job(ws, "mt-train", "mt-model", config)
-        job.subscribe(lambda e: print(f"  {e.message}", flush=True) if e.kind == "status" else None)
+        job.subscribe(lambda e: print(f"  {time.perf_counter() - fit_start:6.1f} s  {e.message}", flush=True)
+                      if e.kind == "status" else None)
         job.result()
         fit_s, fit_cpu = time.perf_counter() - fit_start, time.process_time() - fit_cpu
         load_after = os.getloadavg()[0]
@@ -139,7 +145,7 @@ def main() -> None:
                    "test_s": round(test_s, 1), "prepare_s": round(prepared, 1),
                    "train_images": record["images"]["train"], "test_images": len(test),
                    "memory_bank": record["anomaly"].get("memory_bank"), "patches": record["anomaly"].get("patches"),
-                   "layout": record["anomaly"].get("layout"),
+                   "layout": record["anomaly"].get("layout"), "segmenter": record["anomaly"].get("segmenter"),
                    "size": args.size, "architecture": config.architecture, "granularity": config.granularity,
                    "algorithm": config.algorithm, "pretrained": record["pretrained"]}
         print(json.dumps(summary))

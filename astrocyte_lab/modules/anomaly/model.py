@@ -22,11 +22,13 @@ score is anomalib's and the map the reconstruction error upsampled (``nll`` has 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from astrocyte_lab.modules.anomaly.fast_features import OnnxFeatures, onnx_features
 from astrocyte_lab.modules.anomaly.layout import LayoutModel
 from astrocyte_lab.modules.anomaly.registry import BACKBONES
 from astrocyte_lab.modules.anomaly.segmenter import DefectSegmenter
@@ -88,6 +90,7 @@ class AnomalyNet(nn.Module):
         self.blur = SeparableBlur(blur_sigma)
         self.layout: LayoutModel | None = None  # PatchCore's optional whole-image term (layout.py)
         self.segmenter: DefectSegmenter | None = None  # PatchCore's optional heatmap term (segmenter.py)
+        self.fast_features: OnnxFeatures | None = None  # set while fitting on CPU (fast_features.py)
         _trim(self.extractor)
         self.pretrained_loaded = False
         if pretrained:
@@ -110,16 +113,27 @@ class AnomalyNet(nn.Module):
 
     # ------------------------------------------------------------------------------------------ training side
 
+    def use_fast_features(self, height: int, width: int, report: Callable[[str], None] | None = None) -> bool:
+        """Run the backbone of :meth:`embed` through onnxruntime for ``height x width`` inputs (fitting on CPU)."""
+        if self.kind == "dfm":
+            return False
+        self.fast_features = onnx_features(self.model.feature_extractor, 3, height, width, report)
+        return self.fast_features is not None
+
+    def _backbone(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.fast_features is not None and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            return self.fast_features(x)
+        return self.model.feature_extractor(x)
+
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Training features: PatchCore / PaDiM ``(N, D, h, w)`` patch embeddings, DFM ``(N, F)`` vectors."""
         x = self._three(x)
         m = self.model
         if self.kind == "patchcore":
-            features = m.feature_extractor(x)
-            return m.generate_embedding({k: m.feature_pooler(v) for k, v in features.items()})
+            return m.generate_embedding({k: m.feature_pooler(v) for k, v in self._backbone(x).items()})
         if self.kind == "padim":
-            return m.generate_embedding(m.feature_extractor(x))
+            return m.generate_embedding(self._backbone(x))
         return m.get_features(x)[0]
 
     def set_memory_bank(self, bank: torch.Tensor) -> None:
@@ -155,14 +169,14 @@ class AnomalyNet(nn.Module):
                 return self._dfm(x)
             if self.kind == "patchcore":
                 embedding = self.embed(x)
-                patches = self._patchcore_distances(x, embedding)
+                patches = self.patch_map(embedding)
                 amap = self.blur(F.interpolate(patches, size=size))  # nearest, as anomalib's PatchCore map
                 if self.segmenter is not None:
                     term = F.interpolate(self.segmenter(embedding), size=size, mode="bilinear", align_corners=False)
                     return amap.flatten(1).amax(1), amap + self.blur(term), amap
                 return amap.flatten(1).amax(1), amap
             m = self.model
-            embedding = m.generate_embedding(m.feature_extractor(x))
+            embedding = self.embed(x)
             patches = m.anomaly_map_generator.compute_distance(embedding, [m.gaussian.mean, m.gaussian.inv_covariance])
             amap = self.blur(F.interpolate(patches, size=size, mode="bilinear", align_corners=False))
             return amap.flatten(1).amax(1), amap
@@ -181,10 +195,10 @@ class AnomalyNet(nn.Module):
         amap = error.view_as(pooled).sum(1, keepdim=True)
         return error.sum(1), F.interpolate(amap, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
-    def _patchcore_distances(self, x: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+    @torch.no_grad()
+    def patch_map(self, embedding: torch.Tensor) -> torch.Tensor:
         """``(N, 1, h, w)`` distance of every patch to its nearest memory-bank entry (plus the layout term)."""
         m = self.model
-        embedding = self.embed(x) if embedding is None else embedding
         batch, dim, height, width = embedding.shape
         flat = m.reshape_embedding(embedding)
         bank = m.memory_bank

@@ -9,9 +9,11 @@ Normal training images altered in generic ways) against the Normal training imag
 convolutions see about 30 patches around each one, so it learns what a boundary between two finishes looks
 like, which nearest-neighbour distances cannot.
 
-Its probability, times ``weight`` (PatchCore's 99th-percentile patch distance on training patches, so a
-confident pixel adds one "top of normal" distance), is added to the heatmap only: the image score stays the
-PatchCore map's maximum, which the segmenter would otherwise make noisier on Normal images.
+Its probability, times ``weight``, is added to the heatmap only: the image score stays the PatchCore map's
+maximum, which the segmenter would otherwise make noisier on Normal images. :func:`calibrated_weight` puts
+both terms on the same footing: on Normal images the segmenter did not learn from, the 99th percentile of its
+output is matched to the 99th percentile of PatchCore's map, so a probability as high as the top of Normal
+counts as much as a patch distance as high as the top of Normal.
 """
 
 from __future__ import annotations
@@ -101,3 +103,20 @@ def fit_segmenter(defects: torch.Tensor, targets: torch.Tensor, normals: torch.T
                 step(done, total)
     model.weight.fill_(float(weight))
     return model.eval()
+
+
+QUANTILE = 0.99  # quantile of both maps on held-out Normal images that calibrate the weight
+LEAST_PROBABILITY = 0.02  # floor on the segmenter's quantile: a segmenter silent on Normal gets at most 50 x
+
+
+@torch.no_grad()
+def calibrated_weight(segmenter: DefectSegmenter, patch_maps: torch.Tensor, embeddings: torch.Tensor) -> float:
+    """The ``weight`` that matches the segmenter's :data:`QUANTILE` on the ``embeddings`` of held-out Normal
+    images to that of PatchCore's ``patch_maps`` ``(N, 1, h, w)`` on the same images."""
+    saved = segmenter.weight.clone()
+    segmenter.weight.fill_(1.0)
+    probabilities = torch.cat([segmenter(chunk.float()) for chunk in embeddings.split(32)])
+    segmenter.weight.copy_(saved)
+    patch_q = torch.quantile(patch_maps.float().flatten(), QUANTILE).item()
+    probability_q = max(torch.quantile(probabilities.flatten(), QUANTILE).item(), LEAST_PROBABILITY)
+    return patch_q / probability_q

@@ -37,7 +37,7 @@ from astrocyte_lab.modules.anomaly.config import AnomalyConfig
 from astrocyte_lab.modules.anomaly.coreset import coreset_size, greedy_coreset
 from astrocyte_lab.modules.anomaly.model import AnomalyNet, low_res
 from astrocyte_lab.modules.anomaly.registry import BACKBONES
-from astrocyte_lab.modules.anomaly.segmenter import DefectSegmenter, fit_segmenter
+from astrocyte_lab.modules.anomaly.segmenter import DefectSegmenter, calibrated_weight, fit_segmenter
 from astrocyte_lab.runtime.anomaly import AnomalyScorer, image_tiles
 from astrocyte_lab.runtime.preprocess import preprocess_full, to_unit_range
 from astrocyte_lab.training.data import InputSpec, input_spec, seed_everything
@@ -51,10 +51,11 @@ DFM_VARIANTS: tuple[tuple[str, float], ...] = (("fre", 0.8), ("fre", 0.9), ("fre
 PROBE = 16  # training images scored for a fallback threshold when there is no validation image
 EXPOSURE_IMAGES = 24  # held-out normal images (and as many synthetic anomalies) for outlier exposure
 LAYOUT_PATCH_SAMPLE = 20_000  # training patches whose bank distances calibrate the layout term's units
-DISTANCE_QUANTILE = layout.QUANTILE  # that quantile of training patch distances: unit of the layout/segmenter terms
+DISTANCE_QUANTILE = layout.QUANTILE  # that quantile of training patch distances: unit of the layout term
 SEGMENTER_MIN_IMAGES = 8  # fewer Normal images are too few to learn what is not a defect
 SEGMENTER_WIDTH = 32  # channels of the defect segmenter's convolutions
 SEGMENTER_VARIANTS = 4  # at most this many synthetic defects per Normal image (small images: the budget is large)
+SEGMENTER_HELD_OUT = 32  # Normal images kept out of the segmenter's training to calibrate its weight (at most)
 
 
 def train_job(workspace: Workspace, dataset: str, model_name: str, config: AnomalyConfig | None = None,
@@ -130,6 +131,8 @@ def train(workspace: Workspace, dataset_name: str, model_name: str, config: Anom
     kind = kind_of(config)
     net = AnomalyNet(config.architecture, kind, pretrained=config.pretrained, padim_features=config.padim_features,
                      blur_sigma=config.blur_sigma).to(device)
+    if device.type == "cpu":
+        net.use_fast_features(spec.height, spec.width, report=lambda message: context.emit("status", message=message))
     units = units_per_image(spec, dataset, tiling) * len(normal_ids)
     context.emit("status", message=f"fitting {kind} ({config.architecture}) on {len(normal_ids)} Normal images "
                                    f"({units} inputs of {spec.width} x {spec.height}) on {device}"
@@ -183,7 +186,8 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
     grids: list[torch.Tensor] | None = [] if config.layout_model and tiling is None else None
     segmenter = config.defect_segmenter and tiling is None and len(ids) >= SEGMENTER_MIN_IMAGES
     normals: list[torch.Tensor] = []  # embeddings of the Normal images the segmenter learns from
-    kept: torch.Tensor | None = None
+    held: list[torch.Tensor] = []  # ... and of those that calibrate its weight
+    role: torch.Tensor | None = None  # per image: 0 unused, 1 learn from, 2 calibrate
     seen = done = 0
     for embedding in _features(net, unit_batches(dataset, ids, spec, tiling, config.batch_size), device, context,
                                units):
@@ -191,11 +195,12 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
             grids.append(layout.pooled(embedding))
         embedding_shape = tuple(embedding.shape[-2:])
         if segmenter:
-            if kept is None:  # the patch grid is known now: keep a random share of the images within the budget
-                count = min(len(ids), max(1, config.segmenter_patches // 3 // math.prod(embedding_shape)))
-                kept = torch.zeros(len(ids), dtype=torch.bool)
-                kept[torch.randperm(len(ids), generator=generator)[:count]] = True
-            normals.append(embedding[kept[done:done + len(embedding)]].half())
+            if role is None:  # the patch grid is known now: a random share of the images within the budget
+                role = segmenter_roles(len(ids), config.segmenter_patches // 3 // math.prod(embedding_shape),
+                                       generator)
+            roles = role[done:done + len(embedding)]
+            normals.append(embedding[roles == 1].half())
+            held.append(embedding[roles == 2].half())
             done += len(embedding)
         flat = net.model.reshape_embedding(embedding)
         seen += flat.shape[0]
@@ -213,11 +218,9 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
                                                       context.progress(step, n, "coreset")))
     net.set_memory_bank(candidates[chosen])
     extra = {"memory_bank": int(size), "patches": int(seen), "layout": None, "segmenter": None}
-    distance_q = 1.0
-    if segmenter or (grids is not None and len(ids) >= layout.MIN_IMAGES):
+    if grids is not None and len(ids) >= layout.MIN_IMAGES:
         sample = candidates[torch.randperm(len(candidates), generator=generator)[:LAYOUT_PATCH_SAMPLE]]
         distance_q = torch.quantile(net.bank_distances(sample.to(device)).cpu(), DISTANCE_QUANTILE).item()
-    if grids is not None and len(ids) >= layout.MIN_IMAGES:
         kernel = layout.pool_kernel(*embedding_shape)
         model = layout.LayoutModel.fit(torch.cat(grids), kernel, config.layout_variance, generator, distance_q)
         net.set_layout(model.to(device))
@@ -229,11 +232,23 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
         context.emit("status", message=f"no layout model: it needs {layout.MIN_IMAGES} Normal training images")
     del candidates
     if segmenter:
-        extra["segmenter"] = _fit_segmenter(net, dataset, ids, spec, config, torch.cat(normals), distance_q, seed,
-                                            device, context)
+        sources = [image for image, kind in zip(ids, role.tolist(), strict=True) if kind != 2]
+        extra["segmenter"] = _fit_segmenter(net, dataset, sources, spec, config, torch.cat(normals), torch.cat(held),
+                                            seed, device, context)
     elif config.defect_segmenter and tiling is None:
         context.emit("status", message=f"no defect segmenter: it needs {SEGMENTER_MIN_IMAGES} Normal training images")
     return extra
+
+
+def segmenter_roles(images: int, budget: int, generator: torch.Generator) -> torch.Tensor:
+    """Per Normal image: 2 to calibrate the segmenter's weight (a fifth, at most ``SEGMENTER_HELD_OUT``), 1 to
+    learn from (at most ``budget``), 0 unused."""
+    order = torch.randperm(images, generator=generator)
+    held = min(SEGMENTER_HELD_OUT, max(1, images // 5))
+    role = torch.zeros(images, dtype=torch.uint8)
+    role[order[:held]] = 2
+    role[order[held:held + max(1, budget)]] = 1
+    return role
 
 
 def defect_target(region: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -252,8 +267,9 @@ def defect_target(region: np.ndarray, spec: InputSpec) -> np.ndarray:
     return target
 
 
-def _fit_segmenter(net, dataset, ids, spec, config, normals, weight, seed, device, context) -> dict:
-    """Embed synthetic defects made from the Normal training images, then train the defect segmenter."""
+def _fit_segmenter(net, dataset, ids, spec, config, normals, held, seed, device, context) -> dict:
+    """Embed synthetic defects made from the Normal images ``ids``, train the defect segmenter, then weigh it
+    against PatchCore's map on the ``held`` Normal embeddings (of other images) it did not learn from."""
     grid = tuple(normals.shape[-2:])
     count = max(1, min(SEGMENTER_VARIANTS * len(ids), 2 * config.segmenter_patches // 3 // math.prod(grid)))
     rng = np.random.default_rng(seed)
@@ -276,12 +292,14 @@ def _fit_segmenter(net, dataset, ids, spec, config, normals, weight, seed, devic
         targets.append(torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(np.stack(masks))[:, None], grid))
         context.progress(min(count, first + config.batch_size), count, "synthetic defects")
     model = fit_segmenter(torch.cat(embeddings), torch.cat(targets), normals, width=SEGMENTER_WIDTH,
-                          epochs=config.segmenter_epochs, seed=seed, weight=weight,
+                          epochs=config.segmenter_epochs, seed=seed,
                           step=lambda done, total: (context.check_cancelled(),
                                                     context.progress(done, total, "defect segmenter")))
+    patch_maps = torch.cat([net.patch_map(chunk.float().to(device)).cpu() for chunk in held.split(32)])
+    model.weight.fill_(calibrated_weight(model, patch_maps, held))
     net.set_segmenter(model.to(device))
     return {"channels": model.channels, "width": model.width, "weight": float(model.weight),
-            "synthetic": int(count), "normal": len(normals)}
+            "synthetic": int(count), "normal": len(normals), "held_out": len(held)}
 
 
 def _fit_padim(net, dataset, ids, spec, tiling, config, units, device, context) -> None:

@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from astrocyte_lab.modules.anomaly import outliers
-from astrocyte_lab.modules.anomaly.segmenter import DefectSegmenter, fit_segmenter
+from astrocyte_lab.modules.anomaly.segmenter import LEAST_PROBABILITY, DefectSegmenter, calibrated_weight, fit_segmenter
 
 
 @pytest.mark.parametrize("shape", [(64, 96), (64, 96, 1), (64, 96, 3)])
@@ -83,3 +83,18 @@ def test_segmenter_shapes_are_checked() -> None:
         DefectSegmenter(4, width=12)
     with pytest.raises(ValueError, match="do not match"):
         fit_segmenter(torch.zeros(2, 4, 8, 8), torch.zeros(2, 1, 8, 8), torch.zeros(2, 5, 8, 8))
+
+
+def test_weight_matches_the_top_of_normal_of_both_maps() -> None:
+    segmenter = DefectSegmenter(4, width=8)
+    normals = torch.randn(6, 4, 8, 8)
+    with torch.no_grad():
+        probabilities = segmenter(normals)
+    patch_maps = torch.rand(6, 1, 8, 8) * 30.0
+    weight = calibrated_weight(segmenter, patch_maps, normals)
+    assert float(segmenter.weight) == 1.0  # the segmenter itself is left as it was
+    patch_q = torch.quantile(patch_maps.flatten(), 0.99).item()
+    assert weight * torch.quantile(probabilities.flatten(), 0.99).item() == pytest.approx(patch_q, rel=1e-5)
+    with torch.no_grad():  # a segmenter silent on Normal images is not blown up without bound
+        segmenter.body[-1].bias.fill_(-50.0)
+    assert calibrated_weight(segmenter, patch_maps, normals) == pytest.approx(patch_q / LEAST_PROBABILITY)

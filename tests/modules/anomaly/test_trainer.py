@@ -35,18 +35,20 @@ def test_layout_term_is_fitted_saved_and_part_of_the_map(fitted: tuple[Workspace
     net, _, _ = load_network(ws, name)
     assert net.layout is not None and float(net.layout.weight) == pytest.approx(shape["weight"])
     image = torch.randn(2, 1, 64, 64)
-    with_layout = net._patchcore_distances(image)
+    with_layout = net.patch_map(net.embed(image))
     layout_term = net.layout(net.embed(image))
     net.set_layout(None)
-    assert torch.allclose(with_layout, net._patchcore_distances(image) + layout_term, atol=1e-5)
+    assert torch.allclose(with_layout, net.patch_map(net.embed(image)) + layout_term, atol=1e-5)
     assert layout_term.abs().sum() > 0
 
 
 def test_defect_segmenter_is_fitted_saved_and_adds_to_the_heatmap_only(fitted: tuple[Workspace, str]) -> None:
     ws, name = fitted
     shape = ws.model_store.record(name)["anomaly"]["segmenter"]
-    # 18 Normal images of an 8 x 8 grid: the budget would allow far more, 4 variants per image are made
-    assert shape["channels"] == 152 and shape["synthetic"] == 4 * 18 and shape["normal"] == 18
+    # 18 Normal images of an 8 x 8 grid: a fifth (3) calibrate the weight; the budget would allow far more than
+    # the 4 synthetic variants made from each of the other 15
+    assert shape["channels"] == 152 and shape["held_out"] == 3
+    assert shape["synthetic"] == 4 * 15 and shape["normal"] == 15
     net, _, _ = load_network(ws, name)
     assert net.segmenter is not None and shape["weight"] > 0
     assert float(net.segmenter.weight) == pytest.approx(shape["weight"])
