@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 import torch
 
+LEAST_PASSES = 32  # ``per_step`` never makes the selection fewer passes than this
+
 
 def coreset_size(patches: int, ratio: float, cap: int) -> int:
     """How many patches the bank keeps: ``ratio`` of them, at least 1, at most ``cap`` and ``patches``."""
@@ -35,7 +37,8 @@ def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 32, m
     ``features`` is ``(N, D)``. The first centre is a random candidate; each next one is the candidate whose
     distance to its nearest chosen centre is largest. ``per_step`` > 1 adds that many of the farthest
     candidates at once (one pass over the candidates per step instead of one per centre: faster, slightly
-    less even). ``progress(done, size)`` is called now and then.
+    less even; capped so that there are at least ``LEAST_PASSES`` passes). ``progress(done, size)`` is called
+    now and then.
     """
     total = features.shape[0]
     if size >= total:
@@ -52,7 +55,7 @@ def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 32, m
     points = points.contiguous()
     norms = (points * points).sum(1)
     nearest = torch.full((points.shape[0],), float("inf"))
-    width = max(1, min(per_step, size))
+    width = max(1, min(per_step, size // LEAST_PASSES))  # a small bank still takes many passes: evenly spread
     products = torch.empty(points.shape[0], width)
     step_min = torch.empty(points.shape[0])
     chosen = torch.empty(size, dtype=torch.long)

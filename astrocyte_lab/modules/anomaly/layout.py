@@ -39,6 +39,25 @@ def pooled(embedding: torch.Tensor, kernel: tuple[int, int] | None = None) -> to
     return F.avg_pool2d(embedding, kernel, kernel)
 
 
+def principal_directions(centred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Singular values (descending) and right singular vectors (rows) of a centred ``(N, D)`` matrix.
+
+    With fewer images than grid elements (the usual case: hundreds of images, thousands of elements) the
+    ``N x N`` Gram matrix is decomposed instead of the full matrix: the same directions, several times faster.
+    """
+    n, d = centred.shape
+    if n >= d:
+        _, singular, directions = torch.linalg.svd(centred, full_matrices=False)
+        return singular, directions
+    eigenvalues, vectors = torch.linalg.eigh(centred @ centred.T)
+    eigenvalues, vectors = eigenvalues.flip(0), vectors.flip(1)
+    singular = eigenvalues.clamp_min(0).sqrt()
+    useful = singular > singular[0] * 1e-7
+    directions = torch.zeros(n, d, dtype=centred.dtype)
+    directions[useful] = (centred.T @ vectors[:, useful] / singular[useful]).T
+    return torch.where(useful, singular, torch.zeros_like(singular)), directions
+
+
 class LayoutModel(nn.Module):
     """Residual of the coarse feature grid outside its Normal principal subspace, as a patch-grid map."""
 
@@ -81,10 +100,10 @@ class LayoutModel(nn.Module):
         mean = flat.mean(0)
         std = flat.std(0).clamp_min(1e-3)  # constant elements (ROI padding) must not blow up
         centred = (flat - mean) / std
-        _, singular, directions = torch.linalg.svd(centred, full_matrices=False)
+        singular, directions = principal_directions(centred)
         energy = singular.square().cumsum(0) / singular.square().sum().clamp_min(1e-12)
         keep = int(torch.searchsorted(energy, torch.tensor(variance, dtype=energy.dtype)).item()) + 1
-        keep = max(1, min(keep, len(flat) - 1, directions.shape[0]))
+        keep = max(1, min(keep, len(flat) - 1, int((singular > 0).sum())))
         model = cls(channels, grid, keep, kernel)
         model.mean.copy_(mean.float())
         model.inv_std.copy_((1.0 / std).float())

@@ -61,3 +61,16 @@ def test_too_few_images_are_refused() -> None:
 def test_small_patch_grids_pool_to_fewer_cells() -> None:
     assert layout.pool_kernel(6, 40) == (1, 5)
     assert layout.pooled(torch.zeros(2, 3, 6, 40)).shape == (2, 3, 6, 8)
+
+
+@pytest.mark.parametrize("shape", [(12, 40), (40, 12)])
+def test_principal_directions_match_the_svd(shape: tuple[int, int]) -> None:
+    data = torch.randn(*shape, dtype=torch.float64)
+    centred = data - data.mean(0)
+    singular, directions = layout.principal_directions(centred)
+    _, expected_singular, expected = torch.linalg.svd(centred, full_matrices=False)
+    rank = min(shape) - 1  # centring removes one
+    torch.testing.assert_close(singular[:rank], expected_singular[:rank])
+    # each direction up to its sign
+    signs = torch.sign((directions[:rank] * expected[:rank]).sum(1, keepdim=True))
+    torch.testing.assert_close(directions[:rank] * signs, expected[:rank], atol=1e-8, rtol=1e-6)
