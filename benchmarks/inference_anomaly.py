@@ -2,11 +2,12 @@
 
 The vendor's anomaly row: a 2592 x 2048 x 1 image resized to a 1024 x 1024 x 1 network input, score and
 heatmap. :func:`build_case` builds a Pixel-Level PatchCore model the way a user would, inside ``workdir``:
-a few generated 2592x2048 grey Normal images, region size 1024 x 1024, default settings (EfficientNet-Lite0
-backbone, bundled weights, 1 % coreset), export to a package. Rows, each on one 2592x2048 uint8 image:
+ten generated 2592x2048 grey Normal images (enough for the layout term and the defect segmenter), region size
+1024 x 1024, default settings (EfficientNet-Lite0 backbone, bundled weights, 1 % coreset), export to a
+package. Rows, each on one 2592x2048 uint8 image:
 
-  package   - ``Predictor.predict(image)``: preprocessing, onnxruntime (features, memory-bank distances,
-              anomaly map, score), heatmap resized back to 2592x2048 (what a deployment pays)
+  package   - ``Predictor.predict(image)``: preprocessing, onnxruntime (features, memory-bank distances, layout
+              and segmenter terms, anomaly map, score), heatmap resized back to 2592x2048 (what a deployment pays)
   onnx      - ``Predictor.run(tensor)`` on the preprocessed 1024x1024 tensor: onnxruntime alone
   preproc   - ``spec.to_tensor(image)`` alone
   eager     - the same prediction with the PyTorch model instead of onnxruntime (same numpy pre- and
@@ -53,7 +54,7 @@ def write_images(folder: Path, count: int, seed: int = 0) -> None:
         cv2.imwrite(str(folder / f"metal_{i:02d}.png"), np.clip(image, 0, 255).astype(np.uint8))
 
 
-def build_case(workdir: Path, threads: int, normal_images: int = 8) -> Case:
+def build_case(workdir: Path, threads: int, normal_images: int = 10) -> Case:
     import torch
 
     from astrocyte_lab import Location, NamedSet, Workspace

@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--no-defect-segmenter", action="store_true",
                         help="PatchCore's heatmap without the learned defect segmenter")
     parser.add_argument("--segmenter-patches", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0, help="the model's seed (the train/test split stays seed 0)")
     parser.add_argument("--workdir", type=Path, default=None, help="kept afterwards; default: a temporary folder")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -115,7 +116,7 @@ def main() -> None:
                                      ("layout_model", False if args.no_layout_model else None),
                                      ("defect_segmenter", False if args.no_defect_segmenter else None),
                                      ("segmenter_patches", args.segmenter_patches)) if v is not None}
-        config = AnomalyConfig(seed=0, **options)
+        config = AnomalyConfig(seed=args.seed, **options)
         import_start = time.perf_counter()
         import anomalib.models  # noqa: F401 - a running kernel has it loaded; the fit time leaves the import out
         import_s = time.perf_counter() - import_start
@@ -151,7 +152,7 @@ def main() -> None:
                    "memory_bank": record["anomaly"].get("memory_bank"), "patches": record["anomaly"].get("patches"),
                    "layout": record["anomaly"].get("layout"), "segmenter": record["anomaly"].get("segmenter"),
                    "size": args.size, "architecture": config.architecture, "granularity": config.granularity,
-                   "algorithm": config.algorithm, "pretrained": record["pretrained"]}
+                   "algorithm": config.algorithm, "pretrained": record["pretrained"], "seed": args.seed}
         print(json.dumps(summary))
     finally:
         if args.workdir is None:

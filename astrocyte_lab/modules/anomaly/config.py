@@ -44,7 +44,7 @@ class AnomalyConfig(TrainConfig):
                                                                      "layout model's directions keep")
     defect_segmenter: bool = Field(True, description="train a small network on synthetic defects made from the "
                                                       "Normal images and add its output to PatchCore's heatmap (not to "
-                                                      "the score); needs 8 Normal images; not with tiling")
+                                                      "the score); needs 10 Normal images; not with tiling")
     segmenter_patches: int = Field(1_500_000, ge=10_000, le=50_000_000,
                                    description="patch positions the defect segmenter learns from (2/3 synthetic-"
                                                "defect images, 1/3 Normal images): bounds its fit time and memory")

@@ -3,11 +3,11 @@
 PatchCore and its layout term measure how far each patch (and the whole image) is from the Normal training
 images. That ranks images well, but inside an image that is unusual as a whole, a defect covering a large
 region (a band of another finish, a shading step) barely stands out from the rest of the image. This small
-convolutional network reads the same frozen patch embedding and is trained, in a few seconds on CPU, to mark
-*synthetic* defects (:func:`~astrocyte_lab.modules.anomaly.outliers.synthetic_defect`: random regions of
-Normal training images altered in generic ways) against the Normal training images themselves. Its dilated
-convolutions see about 30 patches around each one, so it learns what a boundary between two finishes looks
-like, which nearest-neighbour distances cannot.
+convolutional network reads the same frozen patch embedding and is trained (about 30 s on 2 CPU cores at the
+default budget) to mark *synthetic* defects (:func:`~astrocyte_lab.modules.anomaly.outliers.synthetic_defect`:
+random regions of Normal training images altered in generic ways) against the Normal training images
+themselves. Its dilated convolutions see about 30 patches around each one, so it learns what a boundary
+between two finishes looks like, which nearest-neighbour distances cannot.
 
 Its probability, times ``weight``, is added to the heatmap only: the image score stays the PatchCore map's
 maximum, which the segmenter would otherwise make noisier on Normal images. :func:`calibrated_weight` puts

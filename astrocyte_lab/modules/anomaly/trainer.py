@@ -52,7 +52,7 @@ PROBE = 16  # training images scored for a fallback threshold when there is no v
 EXPOSURE_IMAGES = 24  # held-out normal images (and as many synthetic anomalies) for outlier exposure
 LAYOUT_PATCH_SAMPLE = 20_000  # training patches whose bank distances calibrate the layout term's units
 DISTANCE_QUANTILE = layout.QUANTILE  # that quantile of training patch distances: unit of the layout term
-SEGMENTER_MIN_IMAGES = 8  # fewer Normal images are too few to learn what is not a defect
+SEGMENTER_MIN_IMAGES = 10  # fewer are too few to learn what is not a defect (and 2 calibrate, 8 keep the layout)
 SEGMENTER_WIDTH = 32  # channels of the defect segmenter's convolutions
 SEGMENTER_VARIANTS = 4  # at most this many synthetic defects per Normal image (small images: the budget is large)
 SEGMENTER_HELD_OUT = 32  # Normal images kept out of the segmenter's training to calibrate its weight (at most)
@@ -191,8 +191,6 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
     seen = done = 0
     for embedding in _features(net, unit_batches(dataset, ids, spec, tiling, config.batch_size), device, context,
                                units):
-        if grids is not None:
-            grids.append(layout.pooled(embedding))
         embedding_shape = tuple(embedding.shape[-2:])
         if segmenter:
             if role is None:  # the patch grid is known now: a random share of the images within the budget
@@ -202,6 +200,13 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
             normals.append(embedding[roles == 1].half())
             held.append(embedding[roles == 2].half())
             done += len(embedding)
+            # the calibration images stay unseen by the bank and the layout term too: on images PatchCore
+            # learnt from, its map's top percentile would be too low and the segmenter's weight with it
+            embedding = embedding[roles != 2]
+            if not len(embedding):
+                continue
+        if grids is not None:
+            grids.append(layout.pooled(embedding))
         flat = net.model.reshape_embedding(embedding)
         seen += flat.shape[0]
         per_unit = flat.shape[0] // embedding.shape[0]
@@ -218,7 +223,7 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
                                                       context.progress(step, n, "coreset")))
     net.set_memory_bank(candidates[chosen])
     extra = {"memory_bank": int(size), "patches": int(seen), "layout": None, "segmenter": None}
-    if grids is not None and len(ids) >= layout.MIN_IMAGES:
+    if grids is not None and sum(len(grid) for grid in grids) >= layout.MIN_IMAGES:
         sample = candidates[torch.randperm(len(candidates), generator=generator)[:LAYOUT_PATCH_SAMPLE]]
         distance_q = torch.quantile(net.bank_distances(sample.to(device)).cpu(), DISTANCE_QUANTILE).item()
         kernel = layout.pool_kernel(*embedding_shape)
@@ -241,8 +246,8 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
 
 
 def segmenter_roles(images: int, budget: int, generator: torch.Generator) -> torch.Tensor:
-    """Per Normal image: 2 to calibrate the segmenter's weight (a fifth, at most ``SEGMENTER_HELD_OUT``), 1 to
-    learn from (at most ``budget``), 0 unused."""
+    """Per Normal image: 2 to calibrate the segmenter's weight (a fifth, at most ``SEGMENTER_HELD_OUT``; these
+    stay out of the memory bank and the layout term too), 1 to learn from (at most ``budget``), 0 unused."""
     order = torch.randperm(images, generator=generator)
     held = min(SEGMENTER_HELD_OUT, max(1, images // 5))
     role = torch.zeros(images, dtype=torch.uint8)

@@ -49,6 +49,8 @@ def test_defect_segmenter_is_fitted_saved_and_adds_to_the_heatmap_only(fitted: t
     # the 4 synthetic variants made from each of the other 15
     assert shape["channels"] == 152 and shape["held_out"] == 3
     assert shape["synthetic"] == 4 * 15 and shape["normal"] == 15
+    # the calibration images are unseen by the bank too: only the other 15 images' 8 x 8 patches count
+    assert ws.model_store.record(name)["anomaly"]["patches"] == 15 * 64
     net, _, _ = load_network(ws, name)
     assert net.segmenter is not None and shape["weight"] > 0
     assert float(net.segmenter.weight) == pytest.approx(shape["weight"])
