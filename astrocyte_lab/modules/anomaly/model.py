@@ -17,6 +17,10 @@ anomaly_map (N, 1, H, W))``. For the pixel-level models the patch distances are 
 applied as two 1-D passes (:class:`SeparableBlur`: the same numbers, ~16x cheaper than the 2-D convolution
 at 1024 x 1024), and the score is the map's maximum (the manual's "highest pixel activation"). For DFM the
 score is anomalib's and the map the reconstruction error upsampled (``nll`` has no map: zeros).
+
+With the defect segmenter of :mod:`segmenter` (PatchCore only), ``forward`` returns a third tensor,
+``score_map``: PatchCore's own map, which the score is taken from, while ``anomaly_map`` adds the
+segmenter's bilinearly upsampled output to it.
 """
 
 from __future__ import annotations
@@ -171,9 +175,9 @@ class AnomalyNet(nn.Module):
                 embedding = self.embed(x)
                 patches = self.patch_map(embedding)
                 amap = self.blur(F.interpolate(patches, size=size))  # nearest, as anomalib's PatchCore map
-                if self.segmenter is not None:
+                if self.segmenter is not None:  # already smooth: bilinear over the patch grid needs no blur
                     term = F.interpolate(self.segmenter(embedding), size=size, mode="bilinear", align_corners=False)
-                    return amap.flatten(1).amax(1), amap + self.blur(term), amap
+                    return amap.flatten(1).amax(1), amap + term, amap
                 return amap.flatten(1).amax(1), amap
             m = self.model
             embedding = self.embed(x)
