@@ -51,7 +51,6 @@ DFM_VARIANTS: tuple[tuple[str, float], ...] = (("fre", 0.8), ("fre", 0.9), ("fre
 PROBE = 16  # training images scored for a fallback threshold when there is no validation image
 EXPOSURE_IMAGES = 24  # held-out normal images (and as many synthetic anomalies) for outlier exposure
 LAYOUT_PATCH_SAMPLE = 20_000  # training patches whose bank distances calibrate the layout term's units
-DISTANCE_QUANTILE = layout.QUANTILE  # that quantile of training patch distances: unit of the layout term
 SEGMENTER_MIN_IMAGES = 10  # fewer are too few to learn what is not a defect (and 2 calibrate, 8 keep the layout)
 SEGMENTER_WIDTH = 32  # channels of the defect segmenter's convolutions
 SEGMENTER_VARIANTS = 4  # at most this many synthetic defects per Normal image (small images: the budget is large)
@@ -225,7 +224,7 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
     extra = {"memory_bank": int(size), "patches": int(seen), "layout": None, "segmenter": None}
     if grids is not None and sum(len(grid) for grid in grids) >= layout.MIN_IMAGES:
         sample = candidates[torch.randperm(len(candidates), generator=generator)[:LAYOUT_PATCH_SAMPLE]]
-        distance_q = torch.quantile(net.bank_distances(sample.to(device)).cpu(), DISTANCE_QUANTILE).item()
+        distance_q = torch.quantile(net.bank_distances(sample.to(device)).cpu(), layout.QUANTILE).item()
         kernel = layout.pool_kernel(*embedding_shape)
         model = layout.LayoutModel.fit(torch.cat(grids), kernel, config.layout_variance, generator, distance_q)
         net.set_layout(model.to(device))
