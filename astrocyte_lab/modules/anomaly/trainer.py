@@ -39,7 +39,7 @@ from astrocyte_lab.modules.anomaly.model import AnomalyNet, low_res
 from astrocyte_lab.modules.anomaly.registry import BACKBONES
 from astrocyte_lab.modules.anomaly.segmenter import DefectSegmenter, calibrated_weight, fit_segmenter
 from astrocyte_lab.runtime.anomaly import AnomalyScorer, image_tiles
-from astrocyte_lab.runtime.preprocess import preprocess_full, to_unit_range
+from astrocyte_lab.runtime.preprocess import _mask_used, crop_image, preprocess_full, to_unit_range
 from astrocyte_lab.training.data import InputSpec, input_spec, seed_everything
 from astrocyte_lab.training.devices import resolve_device
 from astrocyte_lab.training.jobs import Job, JobContext
@@ -257,17 +257,15 @@ def segmenter_roles(images: int, budget: int, generator: torch.Generator) -> tor
 
 def defect_target(region: np.ndarray, spec: InputSpec) -> np.ndarray:
     """A synthetic defect's ``(H, W)`` image mask as the network sees it: ROI crop, input size (share of each
-    pixel covered), zero where the ROI mask ignores pixels."""
+    pixel covered), zero exactly where preprocessing zeroes the input (the runtime's own crop and mask)."""
     import cv2
 
     region = region.astype(np.float32)
     if spec.crop is not None:
-        x, y, w, h = spec.crop
-        region = region[y:y + h, x:x + w]
+        region = crop_image(region, spec.crop)
     target = cv2.resize(region, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
     if spec.roi_mask is not None:
-        target *= cv2.resize(spec.roi_mask.astype(np.float32), (spec.width, spec.height),
-                             interpolation=cv2.INTER_NEAREST)
+        target *= _mask_used(spec.roi_mask, spec.roi_mask.shape, spec.width, spec.height)
     return target
 
 

@@ -133,3 +133,17 @@ def test_refusal_without_normal_training_images(tiles: tuple[Workspace, str]) ->
     with pytest.raises(AstrocyteError, match="no Normal image in the training set"):
         train(ws, dataset_name, "none", AnomalyConfig(pretrained=False))
     assert not ws.model_store.exists("none")
+
+
+def test_defect_target_is_zero_exactly_where_the_input_is_masked() -> None:
+    from astrocyte_lab.modules.anomaly.trainer import defect_target
+    from astrocyte_lab.training.data import InputSpec
+
+    ignored = np.zeros((30, 50), bool)
+    ignored[:, :7] = True  # odd widths: nearest-neighbour rounding decides which input columns are masked
+    spec = InputSpec(23, 17, 1, 8, (0.5,), (0.25,), (3, 2, 50, 30), ~ignored)
+    image = np.full((40, 60), 200, np.uint8)
+    masked_input = spec.to_tensor(image)[0] == 0
+    target = defect_target(np.ones((40, 60), bool), spec)
+    assert target.shape == (17, 23) and masked_input.any()
+    np.testing.assert_array_equal(target == 0, masked_input)
