@@ -48,7 +48,7 @@ class AnomalyConfig(TrainConfig):
     segmenter_patches: int = Field(1_500_000, ge=10_000, le=50_000_000,
                                    description="patch positions the defect segmenter learns from (2/3 synthetic-"
                                                "defect images, 1/3 Normal images): bounds its fit time and memory")
-    segmenter_epochs: int = Field(8, ge=1, le=200, description="passes of the defect segmenter over its images")
+    segmenter_epochs: int = Field(12, ge=1, le=200, description="passes of the defect segmenter over its images")
     padim_features: int = Field(100, ge=8, le=1024, description="feature channels PaDiM keeps")
     blur_sigma: float = Field(4.0, gt=0.0, le=32.0, description="Gaussian smoothing of the anomaly map (pixels)")
     outlier_exposure: bool = True

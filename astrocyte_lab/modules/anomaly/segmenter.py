@@ -6,8 +6,11 @@ region (a band of another finish, a shading step) barely stands out from the res
 convolutional network reads the same frozen patch embedding and is trained (about 30 s on 2 CPU cores at the
 default budget) to mark *synthetic* defects (:func:`~astrocyte_lab.modules.anomaly.outliers.synthetic_defect`:
 random regions of Normal training images altered in generic ways) against the Normal training images
-themselves. Its dilated convolutions see about 30 patches around each one, so it learns what a boundary
-between two finishes looks like, which nearest-neighbour distances cannot.
+themselves. It works on the embedding averaged over 2 x 2 patches (``pool``): a quarter of the positions
+trains four times as fast, and measured on MagneticTile the extra epochs this buys gave a better heatmap than
+the full grid did. Its dilated convolutions then see about 30 pooled cells (60 patches) around each one, so
+it learns what a boundary between two finishes looks like, which nearest-neighbour distances cannot. Its
+output is upsampled back to the patch grid bilinearly.
 
 Its probability, times ``weight``, is added to the heatmap only: the image score stays the PatchCore map's
 maximum, which the segmenter would otherwise make noisier on Normal images. :func:`calibrated_weight` puts
@@ -34,13 +37,16 @@ def _block(width: int, dilation: int) -> nn.Sequential:
 
 
 class DefectSegmenter(nn.Module):
-    """``(N, C, h, w)`` patch embedding -> ``(N, 1, h, w)`` defect probability times :attr:`weight`."""
+    """``(N, C, h, w)`` patch embedding -> ``(N, 1, h, w)`` defect probability times :attr:`weight`, computed on
+    ``pool x pool`` cells of patches (an odd edge row or column is repeated to fill its cell)."""
 
-    def __init__(self, channels: int, width: int = 32) -> None:
+    def __init__(self, channels: int, width: int = 32, pool: int = 2) -> None:
         super().__init__()
         if width % GROUPS:
             raise ValueError(f"the segmenter width must be a multiple of {GROUPS}, got {width}")
-        self.channels, self.width = int(channels), int(width)
+        if pool < 1:
+            raise ValueError(f"the segmenter pool must be at least 1, got {pool}")
+        self.channels, self.width, self.pool = int(channels), int(width), int(pool)
         self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
         self.register_buffer("inv_std", torch.ones(1, channels, 1, 1))
         self.register_buffer("weight", torch.ones(()))
@@ -48,14 +54,22 @@ class DefectSegmenter(nn.Module):
                                   nn.Conv2d(width, 1, 1))
 
     def logits(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.body((embedding - self.mean) * self.inv_std)
+        x = (embedding - self.mean) * self.inv_std
+        if self.pool == 1:
+            return self.body(x)
+        height, width = x.shape[-2:]
+        short_h, short_w = -height % self.pool, -width % self.pool
+        if short_h or short_w:
+            x = F.pad(x, (0, short_w, 0, short_h), mode="replicate")
+        cells = self.body(F.avg_pool2d(x, self.pool))
+        return F.interpolate(cells, scale_factor=self.pool, mode="bilinear", align_corners=False)[..., :height, :width]
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(embedding)) * self.weight
 
 
 def fit_segmenter(defects: torch.Tensor, targets: torch.Tensor, normals: torch.Tensor, *, width: int = 32,
-                  epochs: int = 8, batch_size: int = 32, learning_rate: float = 2e-3, seed: int = 0,
+                  pool: int = 2, epochs: int = 12, batch_size: int = 32, learning_rate: float = 5e-3, seed: int = 0,
                   weight: float = 1.0, step: Callable[[int, int], None] | None = None) -> DefectSegmenter:
     """Train on embeddings of synthetic defects (``targets``: the share of each patch the defect covers,
     ``(S, 1, h, w)``) and of Normal images (target 0), with random flips (embeddings may be half precision, to
@@ -70,7 +84,7 @@ def fit_segmenter(defects: torch.Tensor, targets: torch.Tensor, normals: torch.T
                          f"{tuple(normals.shape)} do not match")
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = DefectSegmenter(defects.shape[1], width)
+    model = DefectSegmenter(defects.shape[1], width, pool)
     reference = normals.float()
     model.mean.copy_(reference.mean((0, 2, 3), keepdim=True))
     model.inv_std.copy_(1.0 / (reference.std((0, 2, 3), keepdim=True) + 1e-3))

@@ -53,6 +53,7 @@ EXPOSURE_IMAGES = 24  # held-out normal images (and as many synthetic anomalies)
 LAYOUT_PATCH_SAMPLE = 20_000  # training patches whose bank distances calibrate the layout term's units
 SEGMENTER_MIN_IMAGES = 10  # fewer are too few to learn what is not a defect (and 2 calibrate, 8 keep the layout)
 SEGMENTER_WIDTH = 32  # channels of the defect segmenter's convolutions
+SEGMENTER_POOL = 2  # the defect segmenter works on cells of 2 x 2 patches (segmenter.py)
 SEGMENTER_VARIANTS = 4  # at most this many synthetic defects per Normal image (small images: the budget is large)
 SEGMENTER_HELD_OUT = 32  # Normal images kept out of the segmenter's training to calibrate its weight (at most)
 
@@ -277,31 +278,37 @@ def _fit_segmenter(net, dataset, ids, spec, config, normals, held, seed, device,
     rng = np.random.default_rng(seed)
     sources = rng.choice(len(ids), count, replace=count > len(ids))
     others = (sources + rng.integers(1, len(ids), count)) % len(ids)  # another Normal image for content swaps
+    kinds = outliers.balanced_kinds(count)  # the sources are random already
     context.emit("status", message=f"defect segmenter: {count} synthetic defects and {len(normals)} Normal images")
     embeddings: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     for first in range(0, count, config.batch_size):
         context.check_cancelled()
         inputs, masks = [], []
-        for source, other in zip(sources[first:first + config.batch_size], others[first:first + config.batch_size],
-                                 strict=True):
-            image = to_unit_range(dataset.image(int(ids[source])), spec.bit_depth)
-            defect, region = outliers.synthetic_defect(image, to_unit_range(dataset.image(int(ids[other])),
-                                                                            spec.bit_depth), rng)
+        for index in range(first, min(count, first + config.batch_size)):
+            image = to_unit_range(dataset.image(int(ids[sources[index]])), spec.bit_depth)
+            region_kind, alteration = kinds[index]
+            defect, region = outliers.synthetic_defect(image, _reader(dataset, int(ids[others[index]]), spec.bit_depth),
+                                                       rng, region=region_kind, alteration=alteration)
             inputs.append(spec.to_tensor(defect))
             masks.append(defect_target(region, spec))
         embeddings.append(net.embed(torch.from_numpy(np.stack(inputs)).to(device)).half().cpu())
         targets.append(torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(np.stack(masks))[:, None], grid))
         context.progress(min(count, first + config.batch_size), count, "synthetic defects")
     model = fit_segmenter(torch.cat(embeddings), torch.cat(targets), normals, width=SEGMENTER_WIDTH,
-                          epochs=config.segmenter_epochs, seed=seed,
+                          pool=SEGMENTER_POOL, epochs=config.segmenter_epochs, seed=seed,
                           step=lambda done, total: (context.check_cancelled(),
                                                     context.progress(done, total, "defect segmenter")))
     patch_maps = torch.cat([net.patch_map(chunk.float().to(device)).cpu() for chunk in held.split(32)])
     model.weight.fill_(calibrated_weight(model, patch_maps, held))
     net.set_segmenter(model.to(device))
-    return {"channels": model.channels, "width": model.width, "weight": float(model.weight),
+    return {"channels": model.channels, "width": model.width, "pool": model.pool, "weight": float(model.weight),
             "synthetic": int(count), "normal": len(normals), "held_out": len(held)}
+
+
+def _reader(dataset: Dataset, image_id: int, bit_depth: int):
+    """A function reading one image in [0, 1] float form (a synthetic defect reads its swap source only if used)."""
+    return lambda: to_unit_range(dataset.image(image_id), bit_depth)
 
 
 def _fit_padim(net, dataset, ids, spec, tiling, config, units, device, context) -> None:
@@ -411,7 +418,7 @@ def build_network(record: dict) -> AnomalyNet:
                                           tuple(shape["kernel"])))
     segmenter = section.get("segmenter")
     if segmenter:
-        net.set_segmenter(DefectSegmenter(segmenter["channels"], segmenter["width"]))
+        net.set_segmenter(DefectSegmenter(segmenter["channels"], segmenter["width"], segmenter.get("pool", 1)))
     return net
 
 

@@ -98,3 +98,48 @@ def test_weight_matches_the_top_of_normal_of_both_maps() -> None:
     with torch.no_grad():  # a segmenter silent on Normal images is not blown up without bound
         segmenter.body[-1].bias.fill_(-50.0)
     assert calibrated_weight(segmenter, patch_maps, normals) == pytest.approx(patch_q / LEAST_PROBABILITY)
+
+
+@pytest.mark.parametrize("grid", [(8, 8), (7, 9), (1, 1)])
+def test_a_pooled_segmenter_answers_on_the_whole_patch_grid(grid: tuple[int, int]) -> None:
+    """Cells of 2 x 2 patches, odd edges included; the answer is upsampled back to every patch."""
+    torch.manual_seed(0)
+    pooled, plain = DefectSegmenter(4, width=8, pool=2), DefectSegmenter(4, width=8, pool=1)
+    plain.load_state_dict(pooled.state_dict())  # same parameters: only the grid they run on differs
+    embedding = torch.randn(2, 4, *grid)
+    with torch.no_grad():
+        out, reference = pooled(embedding), plain(embedding)
+    assert out.shape == reference.shape == (2, 1, *grid)
+    if grid == (8, 8):  # on 2 x 2 cells, the cells' mean embedding is what the body reads
+        cells = torch.nn.functional.avg_pool2d(embedding, 2)
+        with torch.no_grad():
+            assert torch.allclose(plain(cells)[..., 1, 2], out[..., 2:4, 4:6].mean((-2, -1)), atol=0.05)
+    with pytest.raises(ValueError, match="pool"):
+        DefectSegmenter(4, width=8, pool=0)
+
+
+def test_balanced_kinds_cover_every_combination_evenly() -> None:
+    kinds = outliers.balanced_kinds(30)
+    combinations = len(outliers.REGIONS) * len(outliers.ALTERATIONS)
+    counts = {pair: kinds.count(pair) for pair in set(kinds)}
+    assert len(kinds) == 30 and len(counts) == combinations and set(counts.values()) == {2, 3}
+
+
+def test_the_other_image_is_read_only_for_a_content_swap_and_once() -> None:
+    rng = np.random.default_rng(4)
+    image = rng.uniform(0.2, 0.8, (40, 50)).astype(np.float32)
+    other = rng.uniform(0.2, 0.8, (20, 25)).astype(np.float32)  # another size: resized to the image's
+    reads: list[int] = []
+
+    def read() -> np.ndarray:
+        reads.append(1)
+        return other
+
+    for seed in range(20):  # with "gain" first, a swap can come only as the second alteration
+        lazy = outliers.synthetic_defect(image, read, np.random.default_rng(seed), alteration="gain")
+        eager = outliers.synthetic_defect(image, other, np.random.default_rng(seed), alteration="gain")
+        assert np.array_equal(lazy[0], eager[0]) and np.array_equal(lazy[1], eager[1])
+    assert 0 < len(reads) < 20  # read for some defects only
+    reads.clear()
+    outliers.synthetic_defect(image, read, np.random.default_rng(0), alteration="swap")
+    assert len(reads) == 1
