@@ -56,6 +56,7 @@ SEGMENTER_WIDTH = 32  # channels of the defect segmenter's convolutions
 SEGMENTER_POOL = 2  # the defect segmenter works on cells of 2 x 2 patches (segmenter.py)
 SEGMENTER_VARIANTS = 4  # at most this many synthetic defects per Normal image (small images: the budget is large)
 SEGMENTER_HELD_OUT = 32  # Normal images kept out of the segmenter's training to calibrate its weight (at most)
+SEGMENTER_IMAGE_CACHE = 512 * 2**20  # bytes of stored images kept from the feature pass for synthetic defects
 
 
 def train_job(workspace: Workspace, dataset: str, model_name: str, config: AnomalyConfig | None = None,
@@ -73,14 +74,17 @@ def mask_uint8(spec: InputSpec) -> np.ndarray | None:
 
 
 def unit_batches(dataset: Dataset, ids: list[int], spec: InputSpec, tiling: dict | None, batch_size: int,
-                 transform=None) -> Iterator[np.ndarray]:
+                 transform=None, keep: ImageCache | None = None) -> Iterator[np.ndarray]:
     """Network inputs ``(B, C, h, w)`` of the images (whole, or every tile) as the runtime prepares them.
 
-    ``transform`` (optional) changes the image in [0, 1] float form first (synthetic anomalies)."""
+    ``transform`` (optional) changes the image in [0, 1] float form first (synthetic anomalies); ``keep``
+    (optional) keeps the stored images read, for a second use."""
     pending: list[np.ndarray] = []
     roi_mask = mask_uint8(spec)
     for image_id in ids:
         image = dataset.image(int(image_id))
+        if keep is not None:
+            keep.add(int(image_id), image)
         if transform is not None:
             image = transform(to_unit_range(image, spec.bit_depth))
         if tiling is None:
@@ -94,6 +98,23 @@ def unit_batches(dataset: Dataset, ids: list[int], spec: InputSpec, tiling: dict
             pending = [stacked[batch_size:]] if len(stacked) > batch_size else []
     if pending and sum(len(p) for p in pending):
         yield np.concatenate(pending)
+
+
+class ImageCache:
+    """Stored images kept in memory up to ``limit`` bytes in all (the rest is read again when needed)."""
+
+    def __init__(self, dataset: Dataset, limit: int) -> None:
+        self.dataset, self.limit, self.used = dataset, int(limit), 0
+        self.images: dict[int, np.ndarray] = {}
+
+    def add(self, image_id: int, image: np.ndarray) -> None:
+        if image_id not in self.images and self.used + image.nbytes <= self.limit:
+            self.images[image_id] = image
+            self.used += image.nbytes
+
+    def image(self, image_id: int) -> np.ndarray:
+        found = self.images.get(image_id)
+        return self.dataset.image(image_id) if found is None else found
 
 
 def units_per_image(spec: InputSpec, dataset: Dataset, tiling: dict | None) -> int:
@@ -189,8 +210,9 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
     held: list[torch.Tensor] = []  # ... and of those that calibrate its weight
     role: torch.Tensor | None = None  # per image: 0 unused, 1 learn from, 2 calibrate
     seen = done = 0
-    for embedding in _features(net, unit_batches(dataset, ids, spec, tiling, config.batch_size), device, context,
-                               units):
+    cache = ImageCache(dataset, SEGMENTER_IMAGE_CACHE if segmenter else 0)  # read once for synthetic defects too
+    for embedding in _features(net, unit_batches(dataset, ids, spec, tiling, config.batch_size, keep=cache), device,
+                               context, units):
         embedding_shape = tuple(embedding.shape[-2:])
         if segmenter:
             if role is None:  # the patch grid is known now: a random share of the images within the budget
@@ -238,7 +260,7 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
     del candidates
     if segmenter:
         sources = [image for image, kind in zip(ids, role.tolist(), strict=True) if kind != 2]
-        extra["segmenter"] = _fit_segmenter(net, dataset, sources, spec, config, torch.cat(normals), torch.cat(held),
+        extra["segmenter"] = _fit_segmenter(net, cache, sources, spec, config, torch.cat(normals), torch.cat(held),
                                             seed, device, context)
     elif config.defect_segmenter and tiling is None:
         context.emit("status", message=f"no defect segmenter: it needs {SEGMENTER_MIN_IMAGES} Normal training images")
@@ -270,7 +292,7 @@ def defect_target(region: np.ndarray, spec: InputSpec) -> np.ndarray:
     return target
 
 
-def _fit_segmenter(net, dataset, ids, spec, config, normals, held, seed, device, context) -> dict:
+def _fit_segmenter(net, images: ImageCache, ids, spec, config, normals, held, seed, device, context) -> dict:
     """Embed synthetic defects made from the Normal images ``ids``, train the defect segmenter, then weigh it
     against PatchCore's map on the ``held`` Normal embeddings (of other images) it did not learn from."""
     grid = tuple(normals.shape[-2:])
@@ -286,9 +308,9 @@ def _fit_segmenter(net, dataset, ids, spec, config, normals, held, seed, device,
         context.check_cancelled()
         inputs, masks = [], []
         for index in range(first, min(count, first + config.batch_size)):
-            image = to_unit_range(dataset.image(int(ids[sources[index]])), spec.bit_depth)
+            image = to_unit_range(images.image(int(ids[sources[index]])), spec.bit_depth)
             region_kind, alteration = kinds[index]
-            defect, region = outliers.synthetic_defect(image, _reader(dataset, int(ids[others[index]]), spec.bit_depth),
+            defect, region = outliers.synthetic_defect(image, _reader(images, int(ids[others[index]]), spec.bit_depth),
                                                        rng, region=region_kind, alteration=alteration)
             inputs.append(spec.to_tensor(defect))
             masks.append(defect_target(region, spec))
@@ -306,9 +328,9 @@ def _fit_segmenter(net, dataset, ids, spec, config, normals, held, seed, device,
             "synthetic": int(count), "normal": len(normals), "held_out": len(held)}
 
 
-def _reader(dataset: Dataset, image_id: int, bit_depth: int):
+def _reader(images: ImageCache, image_id: int, bit_depth: int):
     """A function reading one image in [0, 1] float form (a synthetic defect reads its swap source only if used)."""
-    return lambda: to_unit_range(dataset.image(image_id), bit_depth)
+    return lambda: to_unit_range(images.image(image_id), bit_depth)
 
 
 def _fit_padim(net, dataset, ids, spec, tiling, config, units, device, context) -> None:

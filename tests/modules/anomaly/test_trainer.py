@@ -147,3 +147,23 @@ def test_defect_target_is_zero_exactly_where_the_input_is_masked() -> None:
     target = defect_target(np.ones((40, 60), bool), spec)
     assert target.shape == (17, 23) and masked_input.any()
     np.testing.assert_array_equal(target == 0, masked_input)
+
+
+def test_the_image_cache_keeps_images_within_its_byte_limit_and_reads_the_rest() -> None:
+    from astrocyte_lab.modules.anomaly.trainer import ImageCache
+
+    class Store:
+        reads: list[int] = []
+
+        def image(self, image_id: int) -> np.ndarray:
+            self.reads.append(image_id)
+            return np.full((10, 10), image_id, np.uint8)
+
+    store = Store()
+    cache = ImageCache(store, limit=250)  # room for two 100-byte images
+    for image_id in range(4):
+        cache.add(image_id, store.image(image_id))
+    store.reads.clear()
+    assert sorted(cache.images) == [0, 1] and cache.used == 200
+    assert [int(cache.image(i)[0, 0]) for i in range(4)] == [0, 1, 2, 3]
+    assert store.reads == [2, 3]  # only the images it could not keep are read again
