@@ -3,14 +3,14 @@
 PatchCore and its layout term measure how far each patch (and the whole image) is from the Normal training
 images. That ranks images well, but inside an image that is unusual as a whole, a defect covering a large
 region (a band of another finish, a shading step) barely stands out from the rest of the image. This small
-convolutional network reads the same frozen patch embedding and is trained (about 30 s on 2 CPU cores at the
+convolutional network reads the same frozen patch embedding and is trained (about 15 s on 2 CPU cores at the
 default budget) to mark *synthetic* defects (:func:`~astrocyte_lab.modules.anomaly.outliers.synthetic_defect`:
 random regions of Normal training images altered in generic ways) against the Normal training images
 themselves. It works on the embedding averaged over 2 x 2 patches (``pool``): a quarter of the positions
-trains four times as fast, and measured on MagneticTile the extra epochs this buys gave a better heatmap than
-the full grid did. Its dilated convolutions then see about 30 pooled cells (60 patches) around each one, so
-it learns what a boundary between two finishes looks like, which nearest-neighbour distances cannot. Its
-output is upsampled back to the patch grid bilinearly.
+makes a training step about three times cheaper, and measured on MagneticTile the extra epochs this buys
+gave a better heatmap than the full grid did. Its dilated convolutions then see about 30 pooled cells
+(60 patches) around each one, so it learns what a boundary between two finishes looks like, which
+nearest-neighbour distances cannot. Its output is upsampled back to the patch grid bilinearly.
 
 Its probability, times ``weight``, is added to the heatmap only: the image score stays the PatchCore map's
 maximum, which the segmenter would otherwise make noisier on Normal images. :func:`calibrated_weight` puts
