@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import io
-import warnings
 from pathlib import Path
 
 import torch
@@ -15,8 +13,7 @@ from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.modules.anomaly.model import AnomalyExport
 from astrocyte_lab.modules.anomaly.trainer import load_network
 from astrocyte_lab.runtime.package import write_package
-
-OPSET = 17
+from astrocyte_lab.training.onnx_export import export_onnx
 
 
 def export_package(workspace: Workspace, model_name: str, destination: str | Path, *,
@@ -36,13 +33,7 @@ def export_package(workspace: Workspace, model_name: str, destination: str | Pat
         section["heatmap_ratio"] = float(heatmap_ratio)
     outputs = net.output_roles()
     example = torch.zeros(1, spec.channels, spec.height, spec.width)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(AnomalyExport(net).eval(), (example,), buffer, input_names=["image"],
-                          output_names=list(outputs.values()),
-                          dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in outputs.values()}},
-                          opset_version=OPSET, dynamo=False)
+    graph = export_onnx(AnomalyExport(net).eval(), example, input_name="image", output_names=list(outputs.values()))
     metadata = {
         "format": "astromodel", "module": "anomaly", "name": model_name,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "producer": f"astrocyte-lab {__version__}",
@@ -51,4 +42,4 @@ def export_package(workspace: Workspace, model_name: str, destination: str | Pat
         "thresholds": {"anomaly": section["threshold"], "heatmap_ratio": section["heatmap_ratio"]},
         "continual": None, "metrics": record.get("metrics", {}), "anomaly": section,
     }
-    return write_package(Path(destination), buffer.getvalue(), metadata, roi_mask=spec.roi_mask)
+    return write_package(Path(destination), graph, metadata, roi_mask=spec.roi_mask)

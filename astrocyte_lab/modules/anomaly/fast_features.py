@@ -10,15 +10,14 @@ the first batch is checked against eager PyTorch; any failure falls back to eage
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-OPSET = 17
+from astrocyte_lab.training.onnx_export import export_onnx
+
 TOLERANCE = 1e-3  # largest accepted |onnx - eager| relative to the feature scale on the check batch
 
 
@@ -45,17 +44,12 @@ class OnnxFeatures:
         example = torch.zeros(1, channels, height, width)
         with torch.no_grad():
             self.layers = list(extractor(example).keys())
-        buffer = io.BytesIO()
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_Outputs(extractor).eval(), (example,), buffer, input_names=["x"],
-                              output_names=self.layers, dynamic_axes={"x": {0: "batch"}}, opset_version=OPSET,
-                              dynamo=False)
+        graph = export_onnx(_Outputs(extractor).eval(), example, input_name="x", output_names=self.layers)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
         self._session: ort.InferenceSession | None = ort.InferenceSession(
-            buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+            graph, options, providers=["CPUExecutionProvider"])
         self._report = report
         self._checked = False
 

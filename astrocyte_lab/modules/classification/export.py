@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import io
-import warnings
 from pathlib import Path
 
 import torch
@@ -14,8 +12,7 @@ from astrocyte_lab.data.workspace import Workspace
 from astrocyte_lab.modules.classification.model import ExportWrapper
 from astrocyte_lab.modules.classification.trainer import load_network
 from astrocyte_lab.runtime.package import write_package
-
-OPSET = 17
+from astrocyte_lab.training.onnx_export import export_onnx
 
 
 def export_package(workspace: Workspace, model_name: str, destination: str | Path) -> Path:
@@ -43,11 +40,5 @@ def export_package(workspace: Workspace, model_name: str, destination: str | Pat
 
 def to_onnx(module: torch.nn.Module, channels: int, height: int, width: int) -> bytes:
     """Trace ``module`` (one input ``image``, outputs ``logits`` and ``embedding``) into ONNX bytes."""
-    example = torch.zeros(1, channels, height, width)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buffer, input_names=["image"], output_names=["logits", "embedding"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}},
-                          opset_version=OPSET, dynamo=False)
-    return buffer.getvalue()
+    return export_onnx(module, torch.zeros(1, channels, height, width), input_name="image",
+                       output_names=["logits", "embedding"])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import io
-import warnings
 from pathlib import Path
 
 import torch
@@ -14,21 +12,14 @@ from astrocyte_lab.data.workspace import Workspace
 from astrocyte_lab.modules.segmentation.model import SegmentationExport
 from astrocyte_lab.modules.segmentation.trainer import load_network
 from astrocyte_lab.runtime.package import write_package
-
-OPSET = 17
+from astrocyte_lab.training.onnx_export import export_onnx
 
 
 def export_package(workspace: Workspace, model_name: str, destination: str | Path) -> Path:
     """ONNX graph with one ``probabilities`` output (softmax inside) plus the input, ROI and tiling contract."""
     net, record, spec = load_network(workspace, model_name)
     example = torch.zeros(1, spec.channels, spec.height, spec.width)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(SegmentationExport(net).eval(), (example,), buffer, input_names=["image"],
-                          output_names=["probabilities"],
-                          dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
-                          opset_version=OPSET, dynamo=False)
+    graph = export_onnx(SegmentationExport(net).eval(), example, input_name="image", output_names=["probabilities"])
     metadata = {
         "format": "astromodel", "module": "segmentation", "name": model_name,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "producer": f"astrocyte-lab {__version__}",
@@ -37,4 +28,4 @@ def export_package(workspace: Workspace, model_name: str, destination: str | Pat
         "thresholds": {}, "continual": None, "metrics": record.get("metrics", {}),
         "segmentation": record["segmentation"],
     }
-    return write_package(Path(destination), buffer.getvalue(), metadata, roi_mask=spec.roi_mask)
+    return write_package(Path(destination), graph, metadata, roi_mask=spec.roi_mask)

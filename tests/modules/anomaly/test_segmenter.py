@@ -145,19 +145,17 @@ def test_the_other_image_is_read_only_for_a_content_swap_and_once() -> None:
     assert len(reads) == 1
 
 
-def test_a_pooled_segmenter_exports_to_onnx_with_odd_grids(tmp_path) -> None:
+def test_a_pooled_segmenter_exports_to_onnx_with_odd_grids() -> None:
     """The package runs the segmenter in onnxruntime: the replicate padding and upsampling must agree."""
     import onnxruntime as ort
 
-    from astrocyte_lab.modules.anomaly.export import OPSET
+    from astrocyte_lab.training.onnx_export import export_onnx
 
     torch.manual_seed(1)
     segmenter = DefectSegmenter(4, width=8, pool=2).eval()
     embedding = torch.randn(1, 4, 7, 9)
-    path = tmp_path / "segmenter.onnx"
-    torch.onnx.export(segmenter, (embedding,), str(path), input_names=["x"], output_names=["y"], opset_version=OPSET,
-                      dynamo=False)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    graph = export_onnx(segmenter, embedding, input_name="x", output_names=["y"])
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
     with torch.no_grad():
         expected = segmenter(embedding).numpy()
     assert np.allclose(session.run(None, {"x": embedding.numpy()})[0], expected, atol=1e-5)
