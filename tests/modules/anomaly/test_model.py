@@ -8,8 +8,9 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from astrocyte_lab.modules.anomaly import model as model_module
 from astrocyte_lab.modules.anomaly.config import AnomalyConfig
-from astrocyte_lab.modules.anomaly.model import AnomalyNet, SeparableBlur, low_res
+from astrocyte_lab.modules.anomaly.model import AnomalyNet, SeparableBlur, low_res, nearest_distances
 from astrocyte_lab.modules.anomaly.registry import BACKBONES, DEFAULT_BACKBONE
 
 
@@ -21,6 +22,21 @@ def test_separable_blur_equals_anomalibs_gaussian_blur() -> None:
         expected = GaussianBlur2d(sigma=(sigma, sigma), channels=1)(x)
         torch.testing.assert_close(SeparableBlur(sigma)(x), expected, atol=1e-5, rtol=1e-5)
     assert SeparableBlur(4.0)(torch.rand(1, 1, 9, 12)).shape == (1, 1, 9, 12)  # kernel wider than the map
+
+
+def test_nearest_distances_equal_anomalibs_distance_matrix_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anomalib.models.image.patchcore.torch_model import PatchcoreModel
+
+    torch.manual_seed(0)
+    patches, bank = torch.randn(300, 16) * 3, torch.randn(70, 16) * 3
+    bank[5] = patches[7]  # an exact match: distance 0 after the clamp, not a NaN
+    expected = PatchcoreModel.euclidean_dist(patches, bank).amin(1)
+    monkeypatch.setattr(model_module, "BANK_CHUNK", 32)  # chunks of 32, 32 and 6 rows
+    got = nearest_distances(patches, bank)
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert got[7].item() == pytest.approx(0.0, abs=1e-2) and not torch.isnan(got).any()
+    with pytest.raises(ValueError, match="empty"):
+        nearest_distances(patches, bank[:0])
 
 
 @pytest.mark.parametrize("kind", ["patchcore", "padim", "dfm"])
