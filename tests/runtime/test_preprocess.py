@@ -29,6 +29,8 @@ def meta(**changes: object) -> dict:
     ((1, 5), (4, 4)),         # a one-row source
     ((1000, 999), (224, 160)),  # large: positions must be computed in double precision
     ((16, 24), (24, 16)),     # transposed shape
+    ((333, 517), (1300, 1030)),  # camera-sized up: bands on threads, the last band partial
+    ((1030, 1300), (300, 517)),  # down to more than one band, one thread
 ])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_resize_matches_opencv(src: tuple[int, int], dst: tuple[int, int], channels: int) -> None:
@@ -38,6 +40,17 @@ def test_resize_matches_opencv(src: tuple[int, int], dst: tuple[int, int], chann
     result = resize_bilinear(image, *dst)
     assert result.dtype == np.float32 and result.shape == expected.shape
     assert np.abs(result - expected).max() < 1e-5
+
+
+def test_resize_bands_on_threads_equal_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    module = importlib.import_module("astrocyte_lab.runtime.preprocess")  # the package re-exports a function
+    image = (np.random.default_rng(3).random((200, 300, 1)) * 255).astype(np.uint8)
+    threaded = resize_bilinear(image, 1100, 1000)
+    assert threaded.size >= module.PARALLEL_MIN_VALUES
+    monkeypatch.setattr(module, "PARALLEL_MIN_VALUES", threaded.size + 1)
+    assert np.array_equal(resize_bilinear(image, 1100, 1000), threaded)
 
 
 def test_resize_same_size_is_identity() -> None:
