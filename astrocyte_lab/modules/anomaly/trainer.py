@@ -54,6 +54,7 @@ LAYOUT_PATCH_SAMPLE = 20_000  # training patches whose bank distances calibrate 
 SEGMENTER_MIN_IMAGES = 10  # fewer are too few to learn what is not a defect (and 2 calibrate, 8 keep the layout)
 SEGMENTER_WIDTH = 32  # channels of the defect segmenter's convolutions
 SEGMENTER_POOL = 2  # the defect segmenter works on cells of 2 x 2 patches (segmenter.py)
+SEGMENTER_FLIPS = 4  # and averages its output over four mirror images of the embedding
 SEGMENTER_VARIANTS = 4  # at most this many synthetic defects per Normal image (small images: the budget is large)
 SEGMENTER_HELD_OUT = 32  # Normal images kept out of the segmenter's training to calibrate its weight (at most)
 SEGMENTER_IMAGE_CACHE = 512 * 2**20  # bytes of stored images kept from the feature pass for synthetic defects
@@ -318,13 +319,14 @@ def _fit_segmenter(net, images: ImageCache, ids, spec, config, normals, held, se
         targets.append(torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(np.stack(masks))[:, None], grid))
         context.progress(min(count, first + config.batch_size), count, "synthetic defects")
     model = fit_segmenter(torch.cat(embeddings), torch.cat(targets), normals, width=SEGMENTER_WIDTH,
-                          pool=SEGMENTER_POOL, epochs=config.segmenter_epochs, seed=seed,
+                          pool=SEGMENTER_POOL, flips=SEGMENTER_FLIPS, epochs=config.segmenter_epochs, seed=seed,
                           step=lambda done, total: (context.check_cancelled(),
                                                     context.progress(done, total, "defect segmenter")))
     patch_maps = torch.cat([net.patch_map(chunk.float().to(device)).cpu() for chunk in held.split(32)])
     model.weight.fill_(calibrated_weight(model, patch_maps, held))
     net.set_segmenter(model.to(device))
-    return {"channels": model.channels, "width": model.width, "pool": model.pool, "weight": float(model.weight),
+    return {"channels": model.channels, "width": model.width, "pool": model.pool, "flips": model.flips,
+            "weight": float(model.weight),
             "synthetic": int(count), "normal": len(normals), "held_out": len(held)}
 
 
@@ -440,7 +442,8 @@ def build_network(record: dict) -> AnomalyNet:
                                           tuple(shape["kernel"])))
     segmenter = section.get("segmenter")
     if segmenter:
-        net.set_segmenter(DefectSegmenter(segmenter["channels"], segmenter["width"], segmenter.get("pool", 1)))
+        net.set_segmenter(DefectSegmenter(segmenter["channels"], segmenter["width"], segmenter.get("pool", 1),
+                                          segmenter.get("flips", 1)))  # older records: no pooling, no flips
     return net
 
 

@@ -104,7 +104,7 @@ def test_weight_matches_the_top_of_normal_of_both_maps() -> None:
 def test_a_pooled_segmenter_answers_on_the_whole_patch_grid(grid: tuple[int, int]) -> None:
     """Cells of 2 x 2 patches, odd edges included; the answer is upsampled back to every patch."""
     torch.manual_seed(0)
-    pooled, plain = DefectSegmenter(4, width=8, pool=2), DefectSegmenter(4, width=8, pool=1)
+    pooled, plain = DefectSegmenter(4, width=8, pool=2, flips=1), DefectSegmenter(4, width=8, pool=1, flips=1)
     plain.load_state_dict(pooled.state_dict())  # same parameters: only the grid they run on differs
     embedding = torch.randn(2, 4, *grid)
     with torch.no_grad():
@@ -116,6 +116,27 @@ def test_a_pooled_segmenter_answers_on_the_whole_patch_grid(grid: tuple[int, int
             assert torch.allclose(plain(cells)[..., 1, 2], out[..., 2:4, 4:6].mean((-2, -1)), atol=0.05)
     with pytest.raises(ValueError, match="pool"):
         DefectSegmenter(4, width=8, pool=0)
+
+
+@pytest.mark.parametrize("grid", [(8, 8), (7, 9)])
+def test_the_flip_average_is_the_mean_of_the_mirrored_passes_and_mirror_symmetric(grid: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    segmenter = DefectSegmenter(4, width=8, pool=2, flips=4).eval()
+    segmenter.weight.fill_(3.0)
+    embedding = torch.randn(2, 4, *grid)
+    with torch.no_grad():
+        views = [torch.sigmoid(segmenter.logits(embedding.flip(dims))).flip(dims) if dims else
+                 torch.sigmoid(segmenter.logits(embedding)) for dims in ((), (-1,), (-2,), (-2, -1))]
+        out = segmenter(embedding)
+        assert torch.allclose(out, 3.0 * torch.stack(views).mean(0), atol=1e-6)
+        assert not torch.allclose(views[0], views[1], atol=1e-3)  # the views differ: the average is not a no-op
+        for dims in ((-1,), (-2,)):  # mirroring the input mirrors the answer
+            assert torch.allclose(segmenter(embedding.flip(dims)), out.flip(dims), atol=1e-6)
+        two = DefectSegmenter(4, width=8, pool=2, flips=2).eval()
+        two.load_state_dict(segmenter.state_dict())
+        assert torch.allclose(two(embedding), 3.0 * torch.stack(views[:2]).mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match="flips"):
+        DefectSegmenter(4, width=8, flips=3)
 
 
 def test_balanced_kinds_cover_every_combination_evenly() -> None:
@@ -146,16 +167,18 @@ def test_the_other_image_is_read_only_for_a_content_swap_and_once() -> None:
 
 
 def test_a_pooled_segmenter_exports_to_onnx_with_odd_grids() -> None:
-    """The package runs the segmenter in onnxruntime: the replicate padding and upsampling must agree."""
+    """The package runs the segmenter in onnxruntime: the replicate padding, upsampling and flip average must
+    agree, for any batch size."""
     import onnxruntime as ort
 
     from astrocyte_lab.training.onnx_export import export_onnx
 
     torch.manual_seed(1)
-    segmenter = DefectSegmenter(4, width=8, pool=2).eval()
-    embedding = torch.randn(1, 4, 7, 9)
+    segmenter = DefectSegmenter(4, width=8, pool=2, flips=4).eval()
+    embedding = torch.randn(2, 4, 7, 9)
     graph = export_onnx(segmenter, embedding, input_name="x", output_names=["y"])
     session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
-    with torch.no_grad():
-        expected = segmenter(embedding).numpy()
-    assert np.allclose(session.run(None, {"x": embedding.numpy()})[0], expected, atol=1e-5)
+    for batch in (torch.randn(3, 4, 7, 9), torch.randn(1, 4, 7, 9)):  # the mirrored views split by the batch size
+        with torch.no_grad():
+            expected = segmenter(batch).numpy()
+        assert np.allclose(session.run(None, {"x": batch.numpy()})[0], expected, atol=1e-5)

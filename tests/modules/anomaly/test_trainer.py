@@ -54,6 +54,7 @@ def test_defect_segmenter_is_fitted_saved_and_adds_to_the_heatmap_only(fitted: t
     net, _, _ = load_network(ws, name)
     assert net.segmenter is not None and shape["weight"] > 0
     assert float(net.segmenter.weight) == pytest.approx(shape["weight"])
+    assert (shape["pool"], shape["flips"]) == (net.segmenter.pool, net.segmenter.flips) == (2, 4)
     assert list(net.output_roles()) == ["score", "anomaly_map", "score_map"]
     image = torch.randn(2, 1, 64, 64)
     score, heatmap, score_map = net(image)
