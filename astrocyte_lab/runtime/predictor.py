@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from astrocyte_lab.runtime.cpus import usable_cpus
 from astrocyte_lab.runtime.errors import ContinualError, PackageError, PreprocessError
 from astrocyte_lab.runtime.heads import Head, make_head
 from astrocyte_lab.runtime.package import (
@@ -89,11 +90,7 @@ def load_package(path: str | os.PathLike[str], providers: str | Sequence[Any] | 
 
 
 def default_threads() -> int:
-    try:
-        available = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        available = os.cpu_count() or 1
-    return max(1, min(available, MAX_DEFAULT_THREADS))
+    return min(usable_cpus(), MAX_DEFAULT_THREADS)
 
 
 def _softmax(values: np.ndarray) -> np.ndarray:

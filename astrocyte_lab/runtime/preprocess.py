@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from astrocyte_lab.runtime.cpus import usable_cpus
 from astrocyte_lab.runtime.errors import PreprocessError
 
 LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)  # ITU-R BT.601, RGB order
@@ -250,8 +251,7 @@ def _band_pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, usable)), thread_name_prefix="astro-resize")
+            _POOL = ThreadPoolExecutor(max_workers=min(4, usable_cpus()), thread_name_prefix="astro-resize")
         return _POOL
 
 
