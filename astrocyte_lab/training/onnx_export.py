@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,14 +31,12 @@ OPSET = 17
 
 
 def export_onnx(module: nn.Module, example: torch.Tensor, *, input_name: str, output_names: Sequence[str],
-                dynamic_batch: bool = True, opset: int = OPSET) -> bytes:
-    """ONNX bytes of ``module`` traced on ``example`` (one input), with a dynamic batch axis when asked.
+                opset: int = OPSET) -> bytes:
+    """ONNX bytes of ``module`` traced on ``example`` (one input), every input and output with a dynamic batch.
 
     The spatial size is the example's: "same" padding is baked in for it (see the module docstring).
     """
-    axes: Mapping[str, Mapping[int, str]] | None = None
-    if dynamic_batch:
-        axes = {name: {0: "batch"} for name in (input_name, *output_names)}
+    axes = {name: {0: "batch"} for name in (input_name, *output_names)}
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad(), static_same_padding(module, example):
         warnings.simplefilter("ignore")

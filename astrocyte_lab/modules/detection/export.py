@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +16,8 @@ from astrocyte_lab.modules.detection.model import DetectionExport, detector_meta
 from astrocyte_lab.runtime.detection import validate_metadata
 from astrocyte_lab.runtime.package import write_package
 from astrocyte_lab.training.data import InputSpec
+from astrocyte_lab.training.onnx_export import export_onnx
 
-OPSET = 17
 FLOAT_NODES = ("dfl",)  # the box-distribution convolution stays in float in an int8 package
 
 
@@ -46,14 +44,7 @@ def export_package(workspace: Workspace, model_name: str, destination: str | Pat
     validate_metadata(metadata, "export")
     fused = copy.deepcopy(net).fuse(verbose=False) if hasattr(net, "fuse") else net
     example = torch.zeros(1, spec.channels, spec.height, spec.width)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(DetectionExport(fused).eval(), (example,), buffer, input_names=["image"],
-                          output_names=["predictions"],
-                          dynamic_axes={"image": {0: "batch"}, "predictions": {0: "batch"}},
-                          opset_version=OPSET, dynamo=False)
-    model = buffer.getvalue()
+    model = export_onnx(DetectionExport(fused).eval(), example, input_name="image", output_names=["predictions"])
     if int8:
         from astrocyte_lab.training.quantize import quantize_int8
 
