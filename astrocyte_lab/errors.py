@@ -44,3 +44,14 @@ class StorageError(AstrocyteError):
 
 class ConcurrentEditError(AstrocyteError):
     """Another session saved the dataset since this one loaded it; saving would undo its work."""
+
+
+class LimitError(AstrocyteError):
+    """Input whose declared or actual size is above a safety limit (image pixels, archive size, JSON depth).
+
+    The message names the file, the value, the limit and the environment variable that raises it.
+    """
+
+
+class UnsafeArchiveError(AstrocyteError):
+    """An archive holding a member that could write outside its target (link, device, absolute or ``..`` path)."""
