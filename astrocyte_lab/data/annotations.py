@@ -132,7 +132,9 @@ def transform(annotation: Annotation, scale_x: float, scale_y: float, offset_x: 
 def clip(annotation: Annotation, width: int, height: int) -> Annotation | None:
     """Clip an axis-aligned box or polygon to the image; None when nothing is left inside.
 
-    Rotated boxes are returned unchanged when their centre lies inside (their corners may stick out).
+    Rotated boxes are returned unchanged when their centre lies inside (their corners may stick out:
+    clipping would change their shape; database readers warn about them as they do about clipped boxes),
+    and None otherwise.
     """
     if isinstance(annotation, Box):
         x1, y1 = max(0.0, annotation.x1), max(0.0, annotation.y1)

@@ -3,6 +3,11 @@
 Images come back as ``(H, W, C)`` arrays with ``C`` in {1, 3}, RGB order, dtype uint8 or uint16.
 16-bit containers keep their raw values (10/12-bit sensors included); :func:`significant_bits`
 tells how many bits are really used.
+
+Every image's size is read from its header and checked against the ``image_pixels`` limit
+(:mod:`astrocyte_lab.data.limits`) before its pixels are decoded, so a small file declaring a huge image
+is refused with :class:`ImageTooLargeError` naming the file instead of exhausting memory. Pillow's own
+decompression-bomb error is turned into the same error.
 """
 
 from __future__ import annotations
@@ -14,11 +19,16 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from astrocyte_lab.errors import ImageReadError
+from astrocyte_lab.data.limits import check_image_pixels
+from astrocyte_lab.errors import ImageReadError, LimitError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 cv2.setNumThreads(1)  # decoding runs in our own thread pool; nested OpenCV threads only add contention
+
+
+class ImageTooLargeError(LimitError, ImageReadError):
+    """An image whose declared size is above the pixel limit: a limit error, and an unusable image file."""
 
 
 @dataclass(frozen=True)
@@ -48,12 +58,41 @@ def probe(path: Path) -> ImageInfo:
             width, height = im.size
             mode = im.mode
             raw16 = _stores_16_bits(im)
+    except Image.DecompressionBombError as exc:
+        raise _too_large(path, exc) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         return _probe_by_decoding(path, exc)
+    _check_pixels(width, height, path)
     if mode not in _PIL_MODES:  # e.g. 16-bit colour TIFF: let the decoder say
         return _probe_by_decoding(path, None)
     channels, depth = _PIL_MODES[mode]
     return ImageInfo(width, height, channels, 16 if raw16 else depth)
+
+
+def _check_pixels(width: int, height: int, path: Path) -> None:
+    try:
+        check_image_pixels(width, height, path)
+    except LimitError as exc:
+        raise ImageTooLargeError(str(exc)) from None
+
+
+def _too_large(path: Path, exc: Exception) -> ImageTooLargeError:
+    return ImageTooLargeError(f"{path}: refused by the image reader as a possible decompression bomb ({exc})")
+
+
+def _check_header(path: Path) -> None:
+    """Refuse ``path`` when its header declares an image above the pixel limit (the pixels are not read).
+
+    Headers Pillow cannot read are left to the decoder, whose result is checked after decoding.
+    """
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except Image.DecompressionBombError as exc:
+        raise _too_large(path, exc) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return
+    _check_pixels(width, height, path)
 
 
 def _stores_16_bits(im: Image.Image) -> bool:
@@ -88,6 +127,7 @@ def read_image(path: Path, reduce: int = 1, grey: bool = False) -> np.ndarray:
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file")
     _check_not_truncated(path, data)
+    _check_header(path)
     flags = cv2.IMREAD_UNCHANGED
     if reduce > 1 and _is_jpeg(data):
         flags = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
@@ -95,9 +135,13 @@ def read_image(path: Path, reduce: int = 1, grey: bool = False) -> np.ndarray:
             flags = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
                      8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[reduce]
         flags |= cv2.IMREAD_IGNORE_ORIENTATION  # like IMREAD_UNCHANGED: keep the layout probe() reports
-    image = cv2.imdecode(data, flags)
+    try:
+        image = cv2.imdecode(data, flags)
+    except cv2.error as exc:
+        raise ImageReadError(f"{path}: not a decodable image ({str(exc).strip().splitlines()[-1]})") from None
     if image is None:
         raise ImageReadError(f"{path}: not a decodable image (bmp, png, jpg or tif expected)")
+    _check_pixels(image.shape[1], image.shape[0], path)
     return _normalise_layout(path, image)
 
 
@@ -123,10 +167,14 @@ def _normalise_layout(path: Path, image: np.ndarray) -> np.ndarray:
 
 
 def _float_to_uint16(image: np.ndarray) -> np.ndarray:
-    finite = np.nan_to_num(image.astype(np.float64))
-    top = finite.max() if finite.size else 1.0
+    """Scale a float image to 16 bits in place, row by row (no full-size float64 copy of a huge image)."""
+    finite = np.nan_to_num(image, copy=False)
+    top = float(finite.max()) if finite.size else 1.0
     scale = 65535.0 if top <= 1.0 else 65535.0 / top
-    return np.clip(finite * scale, 0, 65535).astype(np.uint16)
+    out = np.empty(finite.shape, np.uint16)
+    for row in range(finite.shape[0]):
+        out[row] = np.clip(finite[row] * scale, 0, 65535)
+    return out
 
 
 def _is_jpeg(data: np.ndarray) -> bool:

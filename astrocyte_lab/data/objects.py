@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from astrocyte_lab.data.annotations import Annotation, Box, Polygon, RotatedBox
+from astrocyte_lab.data.limits import check_image_pixels
 
 _FIELDS: tuple[str, ...] = ("image", "category", "kind", "x1", "y1", "x2", "y2", "cx", "cy", "w", "h", "angle",
                              "pseudo", "score", "vstart", "vcount")
@@ -131,8 +132,12 @@ def polygons_from_mask(mask: np.ndarray, categories: list[str], background: int 
 
 def mask_from_polygons(polygons: list[Polygon], size: tuple[int, int], categories: list[str],
                        background: int = 0) -> np.ndarray:
-    """Rasterise polygons (later ones on top) into a category-index mask of ``size = (w, h)``."""
+    """Rasterise polygons (later ones on top) into a category-index mask of ``size = (w, h)``.
+
+    The size is checked against the ``image_pixels`` limit before the mask is allocated (LimitError).
+    """
     width, height = size
+    check_image_pixels(width, height, "segmentation mask from polygons")
     mask = np.full((height, width), background, np.uint8)
     for polygon in polygons:
         points = np.round(polygon.corners() - 0.5).astype(np.int32)

@@ -6,7 +6,7 @@ saved recipe. All formats share one policy for bad input (see :mod:`astrocyte_la
 """
 
 from astrocyte_lab.formats.coco import CocoDatabase, coco_document, write_coco
-from astrocyte_lab.formats.common import DatabaseConfigError
+from astrocyte_lab.formats.common import DatabaseConfigError, UnsafeImagePathWarning
 from astrocyte_lab.formats.kitti import KittiDatabase, write_kitti
 from astrocyte_lab.formats.registry import DATABASE_FORMATS, Database, database_from_dict
 from astrocyte_lab.formats.text import TextDatabase, TextFormat, preview, write_text
@@ -21,6 +21,7 @@ __all__ = [
     "KittiDatabase",
     "TextDatabase",
     "TextFormat",
+    "UnsafeImagePathWarning",
     "VocDatabase",
     "YoloDatabase",
     "coco_document",

@@ -12,8 +12,15 @@ refused with a message saying so. Each annotation becomes:
 
 Crowd annotations (``iscrowd: 1``) mark a region holding many objects at once, not one object; they are
 left out with a warning unless ``include_crowd``. JSON gives no line per annotation, so messages name the
-file and the annotation id. Images listed without annotations are labelled images with no object.
-Clipping, duplicates and missing images follow :mod:`astrocyte_lab.formats.common`.
+file and the annotation id (or the list index). Images listed without annotations are labelled images
+with no object. Clipping, duplicates, missing images and absolute or ``..`` image paths in ``file_name``
+(looked for by base name inside the image folder, with a warning) follow
+:mod:`astrocyte_lab.formats.common`.
+
+The file is read by :func:`astrocyte_lab.data.jsonfile.read_json` (size and nesting bounded, ``NaN`` and
+``Infinity`` refused), and every value is type-checked before use: ids are integers or strings, numbers
+are finite. An RLE mask must have its image's size (``size = [height, width]``) and stay within the
+``image_pixels`` limit; both are checked before the mask is decoded.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from astrocyte_lab.data.annotations import (
     Annotation,
     AnnotationError,
@@ -33,19 +42,25 @@ from astrocyte_lab.data.annotations import (
     Polygon,
     RotatedBox,
 )
+from astrocyte_lab.data.jsonfile import JsonFileError, read_json
 from astrocyte_lab.formats import rle
 from astrocyte_lab.formats.common import (
     DatabaseBuilder,
     ImageFinder,
     PathLike,
     as_path,
+    config_flag,
+    config_path,
     image_size,
     number,
     path_text,
     polygon_area,
     require_file,
     require_folder,
+    short,
 )
+
+Id = int | str
 
 
 @dataclass
@@ -63,57 +78,63 @@ class CocoDatabase:
     include_crowd: bool = False
 
     def __post_init__(self) -> None:
-        self.annotation_file, self.images = Path(self.annotation_file), Path(self.images)
-        self.masks = as_path(self.masks)
+        self.annotation_file = config_path(self.annotation_file, "annotation_file")
+        self.images = config_path(self.images, "images")
+        self.masks = as_path(self.masks, "masks")
+        for option in ("skip_missing_images", "use_segmentation", "include_crowd"):
+            config_flag(getattr(self, option), option)
 
     def read(self) -> ParsedDatabase:
         path = require_file(self.annotation_file, "COCO annotation file")
-        finder = ImageFinder(require_folder(self.images, "image"))
         document = _load(path)
         categories = _categories(document, path)
         builder = DatabaseBuilder(skip_missing_images=self.skip_missing_images, masks=self.masks,
                                   categories=list(dict.fromkeys(categories.values())))
-        entries: dict[Any, ImageAnnotations | None] = {}
+        finder = ImageFinder(require_folder(self.images, "image"), warn=builder.warn)
+        entries: dict[Id, ImageAnnotations | None] = {}
         for index, info in enumerate(_list(document, "images", path)):
+            where = f"images[{index}]"
             if not isinstance(info, dict) or "id" not in info or not info.get("file_name"):
-                raise AnnotationError(path, f"images[{index}] needs an 'id' and a 'file_name'")
-            image, expected = finder.by_path(str(info["file_name"]))
-            stated = (info.get("width"), info.get("height"))
-            stated_size = (int(stated[0]), int(stated[1])) if all(isinstance(v, int | float) for v in stated) else None
-            entries[info["id"]] = builder.image(image, expected, path, stated_size=stated_size)
+                raise AnnotationError(path, f"{where} needs an 'id' and a 'file_name'")
+            file_name = info["file_name"]
+            if not isinstance(file_name, str):
+                raise AnnotationError(path, f"{where}: 'file_name' must be a string, not {short(file_name)}")
+            image, expected = finder.by_path(file_name, source=path)
+            entries[_id(info["id"], path, f"{where} id")] = builder.image(
+                image, expected, path, stated_size=_stated_size(info, path, where))
         crowds = 0
         for index, item in enumerate(_list(document, "annotations", path)):
             if not isinstance(item, dict):
                 raise AnnotationError(path, f"annotations[{index}] is not an object")
-            ref = f"annotation {item.get('id', f'#{index}')}"
-            if item.get("image_id") not in entries:
-                raise AnnotationError(path, f"{ref}: image_id {item.get('image_id')!r} is not in 'images'")
-            if item.get("category_id") not in categories:
-                raise AnnotationError(path, f"{ref}: unknown category_id {item.get('category_id')!r}")
+            ref = f"annotation {_reference(item.get('id'), index)}"
+            image_id = _id(item.get("image_id"), path, f"{ref} image_id")
+            category_id = _id(item.get("category_id"), path, f"{ref} category_id")
+            if image_id not in entries:
+                raise AnnotationError(path, f"{ref}: image_id {image_id!r} is not in 'images'")
+            if category_id not in categories:
+                raise AnnotationError(path, f"{ref}: unknown category_id {category_id!r}")
             if item.get("iscrowd") and not self.include_crowd:
                 crowds += 1
                 continue
-            entry = entries[item["image_id"]]
+            entry = entries[image_id]
             if entry is None:  # its image is missing and skipped
                 continue
-            name = categories[item["category_id"]]
-            for annotation in self._objects(item, name, path, ref, builder):
+            name = categories[category_id]
+            for annotation in self._objects(item, name, path, ref, builder, entry.size):
                 builder.add(entry, annotation, path, context=ref)
         if crowds:
             builder.warn(path, None, f"{crowds} crowd annotation(s) (iscrowd=1) left out: each marks a region "
                                      "of many objects, not one object")
         return builder.result()
 
-    def _objects(self, item: dict, name: str, path: Path, ref: str, builder: DatabaseBuilder) -> list[Annotation]:
+    def _objects(self, item: dict, name: str, path: Path, ref: str, builder: DatabaseBuilder,
+                 size: tuple[int, int] | None) -> list[Annotation]:
         segmentation = item.get("segmentation")
         if self.use_segmentation and isinstance(segmentation, list) and segmentation:
             return [Polygon(name, _polygon_points(part, path, f"{ref} segmentation[{i}]"))
                     for i, part in enumerate(segmentation)]
         if self.use_segmentation and isinstance(segmentation, dict):
-            try:
-                mask = rle.decode(segmentation)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise AnnotationError(path, f"{ref}: unreadable RLE segmentation ({exc})") from None
+            mask = _rle_mask(segmentation, size, path, ref)
             polygons = [Polygon(name, tuple(points)) for points in rle.mask_polygons(mask)]
             if polygons:
                 return polygons
@@ -133,13 +154,14 @@ class CocoDatabase:
 
 
 def _load(path: Path) -> dict:
+    """The document, read with the JSON limits; a syntax error becomes an AnnotationError with its line."""
     try:
-        with path.open(encoding="utf-8-sig") as handle:
-            document = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(path, f"malformed JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
-    except UnicodeDecodeError as exc:
-        raise AnnotationError(path, f"not a UTF-8 JSON file ({exc.reason} at byte {exc.start})") from None
+        document = read_json(path)
+    except JsonFileError as exc:
+        cause = exc.__context__  # read_json raises from None: the parser's own error is kept as the context
+        if isinstance(cause, json.JSONDecodeError):
+            raise AnnotationError(path, f"malformed JSON: {cause.msg} (column {cause.colno})", cause.lineno) from None
+        raise AnnotationError(path, str(exc).removeprefix(f"{path}: ")) from None
     if not isinstance(document, dict):
         raise AnnotationError(path, "not a COCO file: the top level is not a JSON object")
     kind = _unsupported_kind(document)
@@ -172,13 +194,48 @@ def _list(document: dict, key: str, path: Path) -> list:
     return value
 
 
-def _categories(document: dict, path: Path) -> dict[Any, str]:
-    found: dict[Any, str] = {}
+def _categories(document: dict, path: Path) -> dict[Id, str]:
+    found: dict[Id, str] = {}
     for index, item in enumerate(_list(document, "categories", path)):
-        if not isinstance(item, dict) or "id" not in item or not str(item.get("name", "")).strip():
-            raise AnnotationError(path, f"categories[{index}] needs an 'id' and a 'name'")
-        found[item["id"]] = str(item["name"]).strip()
+        name = item.get("name", "") if isinstance(item, dict) else ""
+        if not isinstance(item, dict) or "id" not in item or not isinstance(name, str | int) or not str(name).strip():
+            raise AnnotationError(path, f"categories[{index}] needs an 'id' and a 'name' (a string)")
+        found[_id(item["id"], path, f"categories[{index}] id")] = str(name).strip()
     return found
+
+
+def _id(value: Any, path: Path, role: str) -> Id:
+    """An id as written (an integer or a string); anything else (a list, a float, true) is an error."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise AnnotationError(path, f"{role}: {short(value)} is not an integer or string id")
+    return value
+
+
+def _reference(value: Any, index: int) -> str:
+    """How messages name an annotation: its id when it has a usable one, else its index in the list."""
+    usable = isinstance(value, int | str) and not isinstance(value, bool) and len(str(value)) <= 40
+    return str(value) if usable else f"#{index}"
+
+
+def _stated_size(info: dict, path: Path, where: str) -> tuple[int, int] | None:
+    """``(width, height)`` as the image entry states it; None when either is absent."""
+    if info.get("width") is None or info.get("height") is None:
+        return None
+    width = number(info["width"], path, None, f"{where} width")
+    height = number(info["height"], path, None, f"{where} height")
+    return int(width), int(height)
+
+
+def _rle_mask(segmentation: dict, size: tuple[int, int] | None, path: Path, ref: str) -> np.ndarray:
+    """Decode an RLE segmentation after checking its ``size`` against the image's (and the pixel limit)."""
+    declared = segmentation.get("size")
+    if size is not None and isinstance(declared, list) and len(declared) == 2 and declared != [size[1], size[0]]:
+        raise AnnotationError(path, f"{ref}: RLE size {short(declared)} (height, width) is not the image's "
+                                    f"size [{size[1]}, {size[0]}]")
+    try:
+        return rle.decode(segmentation, f"{path}: {ref} RLE segmentation")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnnotationError(path, f"{ref}: unreadable RLE segmentation ({exc})") from None
 
 
 def _box(item: dict, name: str, path: Path, ref: str) -> Box:

@@ -11,7 +11,17 @@ All readers hand their objects to :class:`DatabaseBuilder`, so the formats agree
 * an object identical to one already given for the same image is kept once, with a warning;
 * an image the database names that is not on disk raises :class:`AnnotationError` naming the annotation
   file and the path it expected, unless ``skip_missing_images``, which leaves that image out with a
-  warning instead.
+  warning instead;
+* an image path that is absolute (``/data/a.png``, ``C:\\data\\a.png``) or climbs out with ``..`` is never
+  followed: the image is looked for by its base name directly inside the image folder, with a warning
+  naming the annotation file and line (in the database's warnings and as a Python
+  :class:`UnsafeImagePathWarning`). Every format resolves image (and listed label) paths this way, so
+  an annotation file cannot make the import read a file outside the folders the user chose;
+* a rotated box sticking out of its image gets the same warning as a box (it is kept whole: clipping would
+  change its shape); one whose centre is outside is dropped;
+* bad input of any kind (wrong JSON types, numbers too large, malformed lines, files above the size
+  limits of :mod:`astrocyte_lab.data.limits`) raises a project error naming the file (and line or field):
+  :class:`AnnotationError`, :class:`DatabaseConfigError` for options, or ``LimitError``.
 
 Readers never write anything, so a failed import leaves no partial dataset behind.
 """
@@ -20,8 +30,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+import reprlib
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 
@@ -36,6 +48,7 @@ from astrocyte_lab.data.annotations import (
     clip,
 )
 from astrocyte_lab.data.imageio import is_image_file, probe
+from astrocyte_lab.data.limits import check_limit
 from astrocyte_lab.errors import AstrocyteError, ImageReadError
 
 EDGE_TOLERANCE = 1e-3
@@ -48,26 +61,68 @@ class DatabaseConfigError(AstrocyteError, ValueError):
     """A database description that cannot work (missing folder option, contradictory column roles)."""
 
 
-def as_path(value: PathLike | None) -> Path | None:
-    return None if value is None else Path(value).expanduser()
+class UnsafeImagePathWarning(UserWarning):
+    """An annotation file named an image by an absolute path or one leaving its folder; the base name was used."""
+
+
+Warn = Callable[[PathLike, int | None, str], None]
+
+
+def as_path(value: PathLike | None, option: str = "path") -> Path | None:
+    return None if value is None else config_path(value, option)
+
+
+def config_path(value: object, option: str) -> Path:
+    """``value`` as a Path; DatabaseConfigError naming ``option`` when it is not a path (None, a number...)."""
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise DatabaseConfigError(f"option {option!r} must be a path, not {short(value)}")
+    return Path(value).expanduser()
+
+
+def config_flag(value: object, option: str) -> bool:
+    if not isinstance(value, bool):
+        raise DatabaseConfigError(f"option {option!r} must be true or false, not {short(value)}")
+    return value
+
+
+def config_int(value: object, option: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DatabaseConfigError(f"option {option!r} must be a whole number, not {short(value)}")
+    return value
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxlong = 3, 6, 4, 60, 40
+
+
+def short(value: object) -> str:
+    """A bounded ``repr`` of ``value`` (long strings, numbers and nested lists abridged), for messages."""
+    try:
+        return _SHORT.repr(value)
+    except ValueError:  # an integer too long for Python to print
+        return f"a {type(value).__name__} too long to show"
 
 
 def path_text(value: Path | None) -> str | None:
     return None if value is None else str(value)
 
 
-def number(text: str | None, file: PathLike, line: int | None, role: str) -> float:
+def number(text: object, file: PathLike, line: int | None, role: str) -> float:
     """``text`` as a finite float, or an AnnotationError naming the file, line, role and bad value."""
+    if isinstance(text, bool):
+        raise AnnotationError(file, f"{role}: {text!r} is not a number", line)
     try:
         value = float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise AnnotationError(file, f"{role}: {text!r} is not a number", line) from None
+        raise AnnotationError(file, f"{role}: {short(text)} is not a number", line) from None
+    except OverflowError:
+        raise AnnotationError(file, f"{role}: {short(text)} is too large", line) from None
     if not math.isfinite(value):
-        raise AnnotationError(file, f"{role}: {text!r} is not a finite number", line)
+        raise AnnotationError(file, f"{role}: {short(text)} is not a finite number", line)
     return value
 
 
-def whole_number(text: str | None, file: PathLike, line: int | None, role: str) -> int:
+def whole_number(text: object, file: PathLike, line: int | None, role: str) -> int:
     value = number(text, file, line, role)
     if not value.is_integer():
         raise AnnotationError(file, f"{role}: {text!r} is not a whole number", line)
@@ -86,6 +141,7 @@ def format_number(value: float, decimals: int = 6) -> str:
 def read_lines(path: Path) -> list[str]:
     """A text file's lines (UTF-8, a byte-order mark tolerated), or an AnnotationError naming the file."""
     try:
+        check_limit("annotation_file_bytes", path.stat().st_size, path, "annotation file size (bytes)")
         return path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
         raise AnnotationError(path, f"not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
@@ -134,23 +190,52 @@ def read_names(path: Path) -> list[str]:
     return names
 
 
+def inside(folder: Path, relative: PathLike, source: PathLike, line: int | None = None,
+           warn: Warn | None = None, what: str = "image") -> Path:
+    """``folder/relative``, kept inside ``folder``: an absolute path or one with ``..`` gives ``folder/<base name>``.
+
+    Backslashes count as folder separators, so Windows-written databases work elsewhere too. A path not
+    followed is reported through ``warn`` (the builder's warnings) and as an :class:`UnsafeImagePathWarning`.
+    """
+    text = str(relative)
+    parts = [part for part in text.replace("\\", "/").split("/") if part not in ("", ".")]
+    escapes = text.startswith(("/", "\\")) or PureWindowsPath(text).drive != "" or ".." in parts
+    if not escapes:
+        return folder.joinpath(*parts)
+    name = PureWindowsPath(text).name  # the last part after a slash or backslash, without drive
+    name = "" if name in ("..", ".") else name
+    message = (f"{what} path {short(text)} is absolute or leaves the {what} folder; not followed: "
+               f"looking for {name!r} directly in {folder}")
+    warnings.warn(f"{source}:{line}: {message}" if line is not None else f"{source}: {message}",
+                  UnsafeImagePathWarning, stacklevel=3)
+    if warn is not None:
+        warn(source, line, message)
+    return folder / name
+
+
 class ImageFinder:
     """Finds image files below a folder by relative path or by stem, listing each folder at most once.
 
     Databases often name an image by a path whose suffix differs from the file on disk (``.jpg`` for a
-    ``.png``) or by stem only; any supported image suffix is accepted then.
+    ``.png``) or by stem only; any supported image suffix is accepted then. Paths are kept inside the folder
+    (see :func:`inside`); ``warn`` receives the warning about a path that was not followed.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, warn: Warn | None = None) -> None:
         self.folder = folder
+        self.warn = warn
         self._listings: dict[Path, dict[str, Path]] = {}
 
-    def by_path(self, relative: PathLike, stem_suffix: str = "") -> tuple[Path | None, Path]:
+    def by_path(self, relative: PathLike, stem_suffix: str = "", source: PathLike | None = None,
+                line: int | None = None) -> tuple[Path | None, Path]:
         """The image at ``folder/relative`` (``stem_suffix`` appended to its stem), and the path expected.
 
-        Backslashes count as folder separators, so Windows-written databases work elsewhere too.
+        ``source`` and ``line`` (the annotation file and line naming the image) go into the warning about
+        an absolute or escaping path.
         """
-        expected = self.folder / (str(relative).replace("\\", "/") if os.sep == "/" else relative)
+        expected = inside(self.folder, relative, source if source is not None else self.folder, line, self.warn)
+        if expected == self.folder:  # nothing left of the path: no image to look for
+            return None, expected
         if stem_suffix:
             expected = expected.with_name(expected.stem + stem_suffix + expected.suffix)
         if expected.is_file():
@@ -246,12 +331,15 @@ class DatabaseBuilder:
             width, height = entry.size
             kept = clip(annotation, width, height)
             if kept is None:
-                self.warn(source, line, f"{prefix}{describe(annotation)} lies entirely outside the "
-                                        f"{width}x{height} image {entry.image.name}; dropped")
+                where = "has its centre outside" if isinstance(annotation, RotatedBox) else "lies entirely outside"
+                self.warn(source, line, f"{prefix}{describe(annotation)} {where} the {width}x{height} image "
+                                        f"{entry.image.name}; dropped")
                 return
-            if not isinstance(annotation, RotatedBox) and overshoot(annotation, width, height) > EDGE_TOLERANCE:
+            if overshoot(annotation, width, height) > EDGE_TOLERANCE:
+                done = ("kept whole (clipping would change its shape)" if isinstance(annotation, RotatedBox)
+                        else "clipped to the image")
                 self.warn(source, line, f"{prefix}{describe(annotation)} extends outside the {width}x{height} "
-                                        f"image {entry.image.name}; clipped to the image")
+                                        f"image {entry.image.name}; {done}")
             annotation = kept
         seen = self._seen[entry.image]
         if annotation in seen:

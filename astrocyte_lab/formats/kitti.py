@@ -22,6 +22,8 @@ from astrocyte_lab.formats.common import (
     DatabaseConfigError,
     ImageFinder,
     PathLike,
+    config_flag,
+    config_path,
     files_with_suffix,
     format_number,
     number,
@@ -41,7 +43,9 @@ class KittiDatabase:
     skip_missing_images: bool = False
 
     def __post_init__(self) -> None:
-        self.labels, self.images = Path(self.labels), Path(self.images)
+        self.labels = config_path(self.labels, "labels")
+        self.images = config_path(self.images, "images")
+        config_flag(self.skip_missing_images, "skip_missing_images")
 
     def read(self) -> ParsedDatabase:
         folder = require_folder(self.labels, "label")

@@ -7,7 +7,7 @@ from typing import Any
 
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.formats.coco import CocoDatabase
-from astrocyte_lab.formats.common import DatabaseConfigError
+from astrocyte_lab.formats.common import DatabaseConfigError, short
 from astrocyte_lab.formats.kitti import KittiDatabase
 from astrocyte_lab.formats.text import TextDatabase, TextFormat
 from astrocyte_lab.formats.voc import VocDatabase
@@ -27,9 +27,12 @@ DATABASE_FORMATS: dict[str, type[Database]] = {
 
 def database_from_dict(data: dict[str, Any]) -> Database:
     """The database a ``to_dict()`` result describes; DatabaseConfigError for an unknown or incomplete one."""
+    if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
+        raise DatabaseConfigError(f"a database description is a mapping of options, not {short(data)}")
     name = data.get("format")
-    if name not in DATABASE_FORMATS:
-        raise DatabaseConfigError(f"unknown database format {name!r}; known formats: {', '.join(DATABASE_FORMATS)}")
+    if not isinstance(name, str) or name not in DATABASE_FORMATS:
+        raise DatabaseConfigError(f"unknown database format {short(name)}; known formats: "
+                                  f"{', '.join(DATABASE_FORMATS)}")
     options = {key: value for key, value in data.items() if key != "format"}
     try:
         return DATABASE_FORMATS[name].from_dict(options)

@@ -6,14 +6,25 @@ compact string form: every count, from the fourth on stored as the difference to
 earlier, is cut into 5-bit groups, low bits first; each group becomes one character ``48 + group``, with
 bit 0x20 set while more groups follow, and bit 0x10 of the last group carrying the sign.
 This is small enough to implement here rather than depend on pycocotools.
+
+Decoding checks what the dict declares before allocating anything: ``size`` must be two whole numbers
+within the ``image_pixels`` limit (a 300-byte file must not make us allocate gigabytes), one count holds
+at most :data:`MAX_GROUPS` groups, and the counts must add up to exactly ``height x width``.
 """
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from astrocyte_lab.data.limits import check_limit
+
+MAX_GROUPS = 13
+"""5-bit groups in one compact count: 65 bits, more than any mask within the pixel limit needs."""
 
 
 def decode_counts(text: str) -> list[int]:
@@ -25,6 +36,8 @@ def decode_counts(text: str) -> list[int]:
         while more:
             if position >= len(text):
                 raise ValueError("RLE string ends inside a count")
+            if shift >= 5 * MAX_GROUPS:
+                raise ValueError(f"RLE string holds a count of more than {MAX_GROUPS} characters")
             group = ord(text[position]) - 48
             if not 0 <= group < 64:
                 raise ValueError(f"character {text[position]!r} cannot appear in an RLE string")
@@ -55,17 +68,35 @@ def encode_counts(counts: Sequence[int]) -> str:
     return "".join(out)
 
 
-def decode(rle: dict) -> np.ndarray:
-    """A ``(height, width)`` uint8 0/1 mask from an RLE dict with list or string counts."""
-    height, width = (int(v) for v in rle["size"])
+def decode(rle: dict, source: str | Path = "RLE mask") -> np.ndarray:
+    """A ``(height, width)`` uint8 0/1 mask from an RLE dict with list or string counts.
+
+    ValueError (or KeyError for a missing key) when the dict is malformed; LimitError naming ``source``
+    when its size is above the pixel limit. Both are raised before the mask is allocated.
+    """
+    height, width = _size(rle["size"])
+    check_limit("image_pixels", height * width, source, f"mask size {width} x {height} (pixels)")
     counts = rle["counts"]
-    runs = decode_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
+    if isinstance(counts, str):
+        runs = decode_counts(counts)
+    elif isinstance(counts, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+        runs = counts
+    else:
+        raise ValueError("'counts' must be a string or a list of whole numbers")
     if any(run < 0 for run in runs) or sum(runs) != height * width:
         raise ValueError(f"RLE run lengths add up to {sum(runs)} pixels, not {height}x{width}")
     values = np.zeros(len(runs), dtype=np.uint8)
     values[1::2] = 1
     flat = np.repeat(values, runs)
     return flat.reshape((height, width), order="F")
+
+
+def _size(size: object) -> tuple[int, int]:
+    """``(height, width)`` from a ``size`` entry: two positive whole numbers."""
+    if (not isinstance(size, list | tuple) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise ValueError(f"'size' must be [height, width], two positive whole numbers, not {reprlib.repr(size)}")
+    return int(size[0]), int(size[1])
 
 
 def encode(mask: np.ndarray, compact: bool = True) -> dict:

@@ -20,10 +20,14 @@ A :class:`TextFormat` says where the files are and what each column holds:
 * ``coordinates_inclusive``: right/bottom (x2, y2) name the last pixel inside the box, so 1 is added to
   them; by default they are exclusive pixel edges (width = x2 - x1). Widths and heights are unaffected.
 
-Several lines may name the same image: each adds an object to it. Clipping, duplicates and missing
-images follow :mod:`astrocyte_lab.formats.common`; a line with too few columns, a non-numeric value or
-an unknown class index is an error naming file and line. :func:`preview` parses the first rows for a
-form, reporting each row's problem instead of raising.
+Several lines may name the same image: each adds an object to it. Clipping, duplicates, missing
+images and absolute or ``..`` paths in the image column or a pairs list (looked for by base name inside
+the image or label folder, with a warning) follow :mod:`astrocyte_lab.formats.common`; a line with too
+few columns, a non-numeric value, an unknown class index or broken CSV quoting is an error naming file
+and line, and a field longer than the ``text_field_chars`` limit a LimitError (with a CSV separator,
+Python's csv module refuses fields over 131072 characters first). Options of the wrong type (a string
+``skip_header_lines``, ``columns=None``) are a DatabaseConfigError naming the option. :func:`preview`
+parses the first rows for a form, reporting each row's problem instead of raising.
 """
 
 from __future__ import annotations
@@ -44,19 +48,26 @@ from astrocyte_lab.data.annotations import (
     RotatedBox,
     normalise_angle,
 )
+from astrocyte_lab.data.limits import check_limit
+from astrocyte_lab.errors import LimitError
 from astrocyte_lab.formats.common import (
     DatabaseBuilder,
     DatabaseConfigError,
     ImageFinder,
     PathLike,
     as_path,
+    config_flag,
+    config_int,
+    config_path,
     files_with_suffix,
     format_number,
+    inside,
     number,
     read_lines,
     read_names,
     require_file,
     require_folder,
+    short,
     whole_number,
 )
 
@@ -97,12 +108,27 @@ class TextFormat:
     skip_missing_images: bool = False
 
     def __post_init__(self) -> None:
-        self.path, self.image_folder = Path(self.path), Path(self.image_folder)
-        self.index_file, self.pairs, self.masks = as_path(self.index_file), as_path(self.pairs), as_path(self.masks)
-        self.columns = [str(role).strip().lower() for role in self.columns]
+        self.path, self.image_folder = config_path(self.path, "path"), config_path(self.image_folder, "image_folder")
+        self.index_file, self.pairs = as_path(self.index_file, "index_file"), as_path(self.pairs, "pairs")
+        self.masks = as_path(self.masks, "masks")
+        self.columns = [role.strip().lower() for role in _roles(self.columns)]
+        self.check_types()
+
+    def check_types(self) -> None:
+        """Raise DatabaseConfigError naming the first option whose value has the wrong type."""
+        for option in ("per_image", "coordinates_inclusive", "skip_missing_images"):
+            config_flag(getattr(self, option), option)
+        for option in ("index_base", "skip_header_lines"):
+            config_int(getattr(self, option), option)
+        for option in ("separator", "class_by", "target", "box_format", "angle_unit", "label_suffix",
+                       "image_stem_suffix"):
+            if not isinstance(getattr(self, option), str):
+                raise DatabaseConfigError(f"option {option!r} must be a string, not {short(getattr(self, option))}")
+        _roles(self.columns)
 
     def validate(self) -> None:
-        """Raise DatabaseConfigError when the options contradict each other or miss something."""
+        """Raise DatabaseConfigError when the options have the wrong type, contradict each other or miss something."""
+        self.check_types()
         choices = {"separator": (self.separator, tuple(SEPARATORS)), "class_by": (self.class_by, ("name", "index")),
                    "target": (self.target, ("image", "box")), "box_format": (self.box_format, tuple(BOX_FORMATS)),
                    "angle_unit": (self.angle_unit, ("degrees", "radians"))}
@@ -152,11 +178,23 @@ class TextFormat:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TextFormat:
+        if not isinstance(data, dict):
+            raise DatabaseConfigError(f"a text format is described by a mapping of options, not {short(data)}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(map(str, set(data) - known))
         if unknown:
             raise DatabaseConfigError(f"unknown text format option(s) {unknown}")
+        missing = [name for name in ("path", "image_folder", "columns") if name not in data]
+        if missing:
+            raise DatabaseConfigError(f"text format lacks option(s) {missing}")
         return cls(**data)
+
+
+def _roles(columns: object) -> list[str] | tuple[str, ...]:
+    """``columns`` when it is a list of strings; DatabaseConfigError otherwise (None, a string, numbers)."""
+    if not isinstance(columns, list | tuple) or not all(isinstance(role, str) for role in columns):
+        raise DatabaseConfigError(f"option 'columns' must be a list of column roles, not {short(columns)}")
+    return columns
 
 
 @dataclass
@@ -168,6 +206,8 @@ class TextDatabase:
     def __post_init__(self) -> None:
         if isinstance(self.config, dict):
             self.config = TextFormat.from_dict(self.config)
+        if not isinstance(self.config, TextFormat):
+            raise DatabaseConfigError(f"a text database needs a TextFormat, not {short(self.config)}")
 
     def read(self) -> ParsedDatabase:
         config = self.config
@@ -175,11 +215,11 @@ class TextDatabase:
         parser = _RowParser(config)
         builder = DatabaseBuilder(skip_missing_images=config.skip_missing_images, masks=config.masks,
                                   categories=parser.names or ())
-        finder = ImageFinder(require_folder(config.image_folder, "image"))
+        finder = ImageFinder(require_folder(config.image_folder, "image"), warn=builder.warn)
         if not config.per_image:
             for line, cells in _rows(require_file(config.path, "annotation file"), config):
                 reference, item = parser.parse(cells, config.path, line)
-                image, expected = finder.by_path(reference or "")
+                image, expected = finder.by_path(reference or "", source=config.path, line=line)
                 entry = builder.image(image, expected, config.path, line)
                 if entry is not None:
                     _attach(builder, entry, item, config.path, line)
@@ -225,11 +265,11 @@ def _label_files(config: TextFormat, finder: ImageFinder,
         if len(parts) != 2:
             raise AnnotationError(pairs, f"{len(parts)} values; each line pairs an image path and a label path",
                                   line)
-        label_file = folder / parts[1]
+        label_file = inside(folder, parts[1], pairs, line, builder.warn, what="label")
         if not label_file.is_file():
             builder.missing(label_file, "label file not found", pairs, line)  # raises, or warns and skips
             continue
-        image, expected = finder.by_path(parts[0], config.image_stem_suffix)
+        image, expected = finder.by_path(parts[0], config.image_stem_suffix, source=pairs, line=line)
         yield label_file, image, expected, (pairs, line)
 
 
@@ -237,17 +277,29 @@ def _rows(path: Path, config: TextFormat) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line number, cells)`` for the non-blank lines after the header."""
     for line, text in enumerate(read_lines(path), start=1):
         if line > config.skip_header_lines and text.strip():
-            yield line, split_line(text, config.separator)
+            yield line, split_line(text, config.separator, path, line)
 
 
-def split_line(text: str, separator: str) -> list[str]:
-    """Cells of one line; ``space`` splits on runs of whitespace, the others honour CSV quoting."""
-    if separator not in SEPARATORS:
-        raise DatabaseConfigError(f"separator must be one of {', '.join(SEPARATORS)}, not {separator!r}")
+def split_line(text: str, separator: str, file: PathLike = "<text>", line: int | None = None) -> list[str]:
+    """Cells of one line; ``space`` splits on runs of whitespace, the others honour CSV quoting.
+
+    ``file`` and ``line`` name the line in errors: broken quoting (AnnotationError), a field longer than
+    the ``text_field_chars`` limit (LimitError).
+    """
+    if not isinstance(separator, str) or separator not in SEPARATORS:
+        raise DatabaseConfigError(f"separator must be one of {', '.join(SEPARATORS)}, not {short(separator)}")
     delimiter = SEPARATORS[separator]
     if delimiter is None:
-        return text.split()
-    return [cell.strip() for cell in next(csv.reader([text], delimiter=delimiter, skipinitialspace=True))]
+        cells = text.split()
+    else:
+        try:
+            cells = [cell.strip() for cell in next(csv.reader([text], delimiter=delimiter, skipinitialspace=True))]
+        except csv.Error as exc:
+            raise AnnotationError(file, f"unreadable {separator}-separated line ({exc})", line) from None
+    longest = max(map(len, cells), default=0)
+    check_limit("text_field_chars", longest, f"{file}:{line}" if line is not None else file,
+                "longest field (characters)")
+    return cells
 
 
 class _RowParser:
@@ -313,6 +365,7 @@ def preview(config: TextFormat, rows: int = 10) -> list[dict[str, Any]]:
     parse, else None). Missing images are not checked here. Raises AnnotationError only when there is no
     file to show.
     """
+    config.check_types()
     first = _first_file(config)
     problem: str | None = None
     parser: _RowParser | None = None
@@ -328,7 +381,12 @@ def preview(config: TextFormat, rows: int = 10) -> list[dict[str, Any]]:
             break
         if line <= config.skip_header_lines or not text.strip():
             continue
-        cells = split_line(text, separator)
+        try:
+            cells = split_line(text, separator, first, line)
+        except (AnnotationError, LimitError) as exc:
+            shown.append({"file": str(first), "line": line, "cells": [], "values": {}, "image": None,
+                          "object": None, "error": str(exc)})
+            continue
         row: dict[str, Any] = {
             "file": str(first), "line": line, "cells": cells,
             "values": {role: cells[i] if i < len(cells) else None
@@ -352,7 +410,7 @@ def _first_file(config: TextFormat) -> Path:
         for text in read_lines(require_file(config.pairs, "pairs list")):
             parts = text.split()
             if len(parts) == 2:
-                return require_file(folder / parts[1], "label file")
+                return require_file(inside(folder, parts[1], config.pairs, None, what="label"), "label file")
         raise AnnotationError(config.pairs, "no 'image label' pair in the list")
     found = files_with_suffix(folder, config.label_suffix, exclude=(config.index_file,))
     if not found:

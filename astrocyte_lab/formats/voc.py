@@ -10,14 +10,17 @@ with a ``<polygon>`` becomes a Polygon; otherwise its ``<bndbox>`` becomes a Box
 
 Ignored on purpose: ``<part>`` elements (boxes of object parts inside the object box, as the manual says),
 ``<difficult>``, ``<truncated>``, ``<pose>``. The image is ``<filename>`` inside the image folder; when that
-is missing or not found, the XML file's stem with any image suffix. ``<size>`` is checked against the
-image file, whose own size wins. Clipping, duplicates and missing images follow
+is missing or not found, the XML file's stem with any image suffix. An absolute ``<filename>`` (or one
+climbing out with ``..``) is never followed: its base name is looked for in the image folder, with a
+warning (see :mod:`astrocyte_lab.formats.common`). ``<size>`` is checked against the image file, whose
+own size wins. Clipping, duplicates and missing images follow
 :mod:`astrocyte_lab.formats.common`. Each XML file is one labelled image, even with no ``<object>``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +42,8 @@ from astrocyte_lab.formats.common import (
     ImageFinder,
     PathLike,
     as_path,
+    config_flag,
+    config_path,
     files_with_suffix,
     format_number,
     image_size,
@@ -62,13 +67,15 @@ class VocDatabase:
     skip_missing_images: bool = False
 
     def __post_init__(self) -> None:
-        self.annotations, self.images = Path(self.annotations), Path(self.images)
-        self.masks = as_path(self.masks)
+        self.annotations = config_path(self.annotations, "annotations")
+        self.images = config_path(self.images, "images")
+        self.masks = as_path(self.masks, "masks")
+        config_flag(self.skip_missing_images, "skip_missing_images")
 
     def read(self) -> ParsedDatabase:
         folder = require_folder(self.annotations, "annotation")
-        finder = ImageFinder(require_folder(self.images, "image"))
         builder = DatabaseBuilder(skip_missing_images=self.skip_missing_images, masks=self.masks)
+        finder = ImageFinder(require_folder(self.images, "image"), warn=builder.warn)
         for xml_file in files_with_suffix(folder, ".xml"):
             _read_file(xml_file, finder, builder)
         return builder.result()
@@ -87,8 +94,9 @@ def _read_file(path: Path, finder: ImageFinder, builder: DatabaseBuilder) -> Non
     if root.tag != "annotation":
         raise AnnotationError(path, f"not a Pascal VOC file: root element <{root.tag}>, <annotation> expected",
                               root.line)
-    filename = root.child_text("filename")
-    image, expected = finder.by_path(filename) if filename else (None, None)
+    named = root.find("filename")
+    image, expected = (finder.by_path(named.text, source=path, line=named.line) if named is not None and named.text
+                       else (None, None))
     if image is None:  # no <filename>, or it names a file that is not there: try the XML file's stem
         image, by_stem = finder.by_stem(path.stem)
         expected = expected or by_stem
@@ -136,8 +144,7 @@ def _polygon_points(polygon: XmlNode, path: Path) -> tuple[tuple[float, float], 
     points = polygon.find_all("pt")
     if points:
         return tuple((_value(pt, "x", path), _value(pt, "y", path)) for pt in points)
-    indices = sorted({int(child.tag[1:]) for child in polygon.children
-                      if child.tag[:1] in ("x", "y") and child.tag[1:].isdigit()})
+    indices = sorted({int(child.tag[1:]) for child in polygon.children if re.fullmatch(r"[xy][0-9]{1,9}", child.tag)})
     return tuple((_value(polygon, f"x{i}", path), _value(polygon, f"y{i}", path)) for i in indices)
 
 

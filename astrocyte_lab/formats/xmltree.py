@@ -2,7 +2,9 @@
 
 The standard ElementTree drops line numbers, and annotation errors are only useful when they point at
 the offending ``<object>``. Entity declarations are refused, which rules out entity-expansion attacks
-from untrusted annotation files; expat never fetches external resources here.
+from untrusted annotation files; expat never fetches external resources here. Files above the
+``annotation_file_bytes`` limit are refused before reading, and an unknown or unsupported ``encoding=``
+in the XML declaration is an AnnotationError like any other malformed XML.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from xml.parsers import expat
 
 from astrocyte_lab.data.annotations import AnnotationError
+from astrocyte_lab.data.limits import check_limit
 
 
 @dataclass
@@ -40,6 +43,7 @@ class XmlNode:
 def parse_xml(path: Path) -> XmlNode:
     """Parse ``path`` into :class:`XmlNode`; an AnnotationError with the parser's line when malformed."""
     try:
+        check_limit("annotation_file_bytes", path.stat().st_size, path, "annotation file size (bytes)")
         data = path.read_bytes()
     except OSError as exc:
         raise AnnotationError(path, f"cannot read file ({exc.strerror or exc})") from None
@@ -74,6 +78,9 @@ def parse_xml(path: Path) -> XmlNode:
     except expat.ExpatError as exc:
         raise AnnotationError(path, f"malformed XML: {expat.ErrorString(exc.code)} (column {exc.offset + 1})",
                               exc.lineno) from None
+    except (LookupError, ValueError) as exc:  # encoding= names a codec Python lacks or expat cannot use
+        raise AnnotationError(path, f"malformed XML: unusable encoding in the XML declaration ({exc})",
+                              parser.CurrentLineNumber) from None
     if not root:
         raise AnnotationError(path, "malformed XML: no root element")
     return root[0]

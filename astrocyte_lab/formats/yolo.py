@@ -3,7 +3,10 @@
 Each line's kind is told by its number of values:
 
 * 5: ``class cx cy width height`` (detection) -> Box;
-* 9: ``class x1 y1 x2 y2 x3 y3 x4 y4`` (oriented boxes, corners in order) -> RotatedBox;
+* 9: ``class x1 y1 x2 y2 x3 y3 x4 y4`` (oriented boxes, corners in order) -> RotatedBox, whose width
+  side is the first edge. Four corners that are not a rectangle (off by more than
+  :func:`rectangle_tolerance`) are not trusted to three of their corners: the box becomes the smallest
+  rectangle enclosing all four (as Ultralytics reads such lines), with a warning naming file and line;
 * any other odd number from 7 up: ``class x1 y1 ... xn yn`` (segmentation outline) -> Polygon.
 
 ``class`` is a 0-based index into the class names, read from a names file: one name a line
@@ -16,6 +19,8 @@ Images without a label file are not part of the database. Clipping, duplicates a
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +36,7 @@ from astrocyte_lab.data.annotations import (
     ImageAnnotations,
     ParsedDatabase,
     Polygon,
+    RotatedBox,
     rotated_from_corners,
 )
 from astrocyte_lab.formats.common import (
@@ -38,6 +44,8 @@ from astrocyte_lab.formats.common import (
     DatabaseConfigError,
     ImageFinder,
     PathLike,
+    config_flag,
+    config_path,
     files_with_suffix,
     format_number,
     image_size,
@@ -63,7 +71,10 @@ class YoloDatabase:
     skip_missing_images: bool = False
 
     def __post_init__(self) -> None:
-        self.labels, self.images, self.names = Path(self.labels), Path(self.images), Path(self.names)
+        self.labels = config_path(self.labels, "labels")
+        self.images = config_path(self.images, "images")
+        self.names = config_path(self.names, "names")
+        config_flag(self.skip_missing_images, "skip_missing_images")
 
     def read(self) -> ParsedDatabase:
         folder = require_folder(self.labels, "label")
@@ -81,7 +92,8 @@ class YoloDatabase:
             for line, text in enumerate(read_lines(label_file), start=1):
                 fields = text.split()
                 if fields:
-                    builder.add(entry, _object(fields, names, entry.size, label_file, line), label_file, line)
+                    annotation = _object(fields, names, entry.size, label_file, line, builder)
+                    builder.add(entry, annotation, label_file, line)
         return builder.result()
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,7 +105,8 @@ class YoloDatabase:
         return cls(data["labels"], data["images"], data["names"], data.get("skip_missing_images", False))
 
 
-def _object(fields: list[str], names: list[str], size: tuple[int, int], path: Path, line: int) -> Annotation:
+def _object(fields: list[str], names: list[str], size: tuple[int, int], path: Path, line: int,
+            builder: DatabaseBuilder) -> Annotation:
     count = len(fields)
     if count != 5 and (count < 7 or count % 2 == 0):
         raise AnnotationError(path, f"{count} values; expected 5 (class cx cy width height), 9 (class and 4 "
@@ -112,10 +125,69 @@ def _object(fields: list[str], names: list[str], size: tuple[int, int], path: Pa
     values = [number(v, path, line, role) for v, role in zip(fields[1:], roles, strict=True)]
     points = np.array(values, dtype=np.float64).reshape(-1, 2) * (width, height)
     if count == 9:
-        if np.linalg.norm(points[1] - points[0]) == 0 or np.linalg.norm(points[2] - points[1]) == 0:
-            raise AnnotationError(path, f"oriented box for {name!r} has a zero-length side", line)
-        return rotated_from_corners(name, points)
+        return _oriented_box(name, points, path, line, builder)
     return Polygon(name, tuple((float(x), float(y)) for x, y in points))
+
+
+def _oriented_box(name: str, points: np.ndarray, path: Path, line: int, builder: DatabaseBuilder) -> RotatedBox:
+    """The rotated box of four corners in order; the smallest enclosing rectangle, with a warning, for others."""
+    if not np.isfinite(points).all():
+        raise AnnotationError(path, f"oriented box for {name!r} has a corner too far away to compute", line)
+    if np.linalg.norm(points[1] - points[0]) == 0 or np.linalg.norm(points[2] - points[1]) == 0:
+        raise AnnotationError(path, f"oriented box for {name!r} has a zero-length side", line)
+    off = rectangle_error(points)
+    if off <= rectangle_tolerance(points):
+        return rotated_from_corners(name, points)
+    builder.warn(path, line, f"oriented box for {name!r}: the 4 corners are not a rectangle (off by "
+                             f"{format_number(off, 2)} px); using the smallest rectangle enclosing them")
+    return rotated_from_corners(name, enclosing_rectangle(points))
+
+
+def rectangle_error(points: np.ndarray) -> float:
+    """How far (pixels) 4 corners in order are from a rectangle: the diagonals must bisect each other
+    (a parallelogram) and have the same length (a rectangle)."""
+    p0, p1, p2, p3 = np.asarray(points, dtype=np.float64).reshape(4, 2)
+    centres = float(np.linalg.norm((p0 + p2) - (p1 + p3))) / 2
+    diagonals = abs(float(np.linalg.norm(p2 - p0)) - float(np.linalg.norm(p3 - p1))) / 2
+    return max(centres, diagonals)
+
+
+def rectangle_tolerance(points: np.ndarray) -> float:
+    """1 pixel (integer-rounded corners), or 1% of the longer diagonal for large boxes."""
+    p0, p1, p2, p3 = np.asarray(points, dtype=np.float64).reshape(4, 2)
+    return max(1.0, 0.01 * max(float(np.linalg.norm(p2 - p0)), float(np.linalg.norm(p3 - p1))))
+
+
+def enclosing_rectangle(points: np.ndarray) -> np.ndarray:
+    """Corners of the smallest-area rectangle enclosing ``points``, its first edge closest to the first edge given.
+
+    One side of that rectangle lies along an edge of the convex hull, so trying the direction through
+    every pair of points is enough for four points.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    best: tuple[float, np.ndarray] | None = None
+    for i, j in itertools.combinations(range(len(pts)), 2):
+        direction = pts[j] - pts[i]
+        length = math.hypot(*direction)
+        if length == 0:
+            continue
+        u = direction / length
+        v = np.array([-u[1], u[0]])
+        a, b = pts @ u, pts @ v
+        area = float(np.ptp(a) * np.ptp(b))
+        corners = np.array([a.min() * u + b.min() * v, a.max() * u + b.min() * v,
+                            a.max() * u + b.max() * v, a.min() * u + b.max() * v])
+        if best is None or area < best[0]:
+            best = (area, corners)
+    assert best is not None  # the caller refused coincident corners
+    corners = best[1]
+    first = pts[1] - pts[0]
+
+    def alignment(k: int) -> float:  # how parallel the rectangle's edge k is to the first edge given
+        edge = corners[k + 1] - corners[k]
+        return abs(float(np.dot(edge, first))) / max(float(np.linalg.norm(edge)), 1e-12)
+
+    return corners if alignment(0) >= alignment(1) else np.roll(corners, -1, axis=0)
 
 
 def read_class_names(path: Path) -> list[str]:

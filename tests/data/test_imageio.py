@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -10,7 +12,7 @@ import pytest
 from PIL import Image
 
 from astrocyte_lab.data import imageio
-from astrocyte_lab.errors import ImageReadError
+from astrocyte_lab.errors import ImageReadError, LimitError
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif"])
@@ -187,3 +189,43 @@ def test_read_mask_palette_png_gives_indices(tmp_path):
     im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (253 * 3))
     im.save(tmp_path / "voc.png")
     np.testing.assert_array_equal(imageio.read_mask(tmp_path / "voc.png"), indices)
+
+
+# --- hardening (issue 19): the pixel limit is checked from the header, before decoding ---
+
+
+def png_declaring(path: Path, width: int, height: int) -> Path:
+    """A few-hundred-byte PNG whose header declares ``width x height`` (its pixel data is a stub)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_header_above_the_pixel_limit_is_refused_naming_the_file(tmp_path):
+    path = png_declaring(tmp_path / "bomb.png", 100_000, 100_000)
+    for read in (imageio.probe, imageio.read_image):
+        with pytest.raises(LimitError, match="bomb.png") as info:
+            read(path)
+        assert isinstance(info.value, ImageReadError)  # dataset generation skips it like any unusable image
+
+
+def test_pixel_limit_is_read_from_the_environment(images, monkeypatch):
+    path = images.write("c.png", images.array())
+    monkeypatch.setenv("ASTROCYTE_MAX_IMAGE_PIXELS", "700")  # the image is 32 x 24 = 768 pixels
+    for read in (imageio.probe, imageio.read_image, imageio.read_mask):
+        with pytest.raises(imageio.ImageTooLargeError, match=r"c.png: image size 32 x 24 \(pixels\) is 768"):
+            read(path)
+    monkeypatch.setenv("ASTROCYTE_MAX_IMAGE_PIXELS", "768")
+    assert imageio.read_image(path).shape == (24, 32, 3)
+
+
+def test_float_images_convert_without_a_float64_copy(tmp_path):
+    image = np.linspace(0, 2, 24 * 32, dtype=np.float32).reshape(24, 32)
+    image[0, 0] = np.nan
+    out = imageio._normalise_layout(tmp_path / "f.tif", image.copy())
+    assert out.dtype == np.uint16 and out.shape == (24, 32, 1)
+    assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 65535

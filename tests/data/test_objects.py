@@ -12,7 +12,7 @@ from astrocyte_lab.data.generate import GenerationOptions
 from astrocyte_lab.data.objects import mask_from_polygons, polygons_from_mask
 from astrocyte_lab.data.sources import DatabaseSet, Location, NamedSet
 from astrocyte_lab.data.workspace import Workspace
-from astrocyte_lab.errors import AstrocyteError
+from astrocyte_lab.errors import AstrocyteError, LimitError
 
 
 class ListDatabase:
@@ -109,3 +109,12 @@ def test_mask_polygon_round_trip_is_exact() -> None:
     polygons = polygons_from_mask(mask, categories)
     assert sorted(p.category for p in polygons) == ["scratch", "spot"]
     assert np.array_equal(mask_from_polygons(polygons, (50, 40), categories), mask)
+
+
+def test_polygon_mask_size_is_checked_before_allocating(monkeypatch):
+    monkeypatch.setenv("ASTROCYTE_MAX_IMAGE_PIXELS", "1999")
+    polygons = [Polygon("a", ((1, 1), (20, 1), (10, 30)))]
+    with pytest.raises(LimitError, match=r"segmentation mask.*50 x 40 \(pixels\) is 2,000"):
+        mask_from_polygons(polygons, (50, 40), ["bg", "a"])
+    with pytest.raises(LimitError, match="not positive"):
+        mask_from_polygons(polygons, (0, 40), ["bg", "a"])

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from astrocyte_lab.data.annotations import AnnotationError, Box, ImageAnnotations, Polygon, RotatedBox
+from astrocyte_lab.errors import LimitError
 from astrocyte_lab.formats import CocoDatabase, coco_document, rle, write_coco
+from astrocyte_lab.formats.common import UnsafeImagePathWarning
 
 
 def document(annotations: list[dict], images: list[dict] | None = None) -> dict:
@@ -168,3 +170,66 @@ def test_missing_image_error_or_skip(tmp_path, images):
 def test_images_without_annotations_are_labelled_negatives(tmp_path, images):
     parsed = read(tmp_path, images, document([], images=[{"id": 1, "file_name": "img1.png"}]))
     assert [(e.image.name, e.objects, e.size) for e in parsed.images] == [("img1.png", [], (64, 48))]
+
+
+# --- hardening (issue 19): size limits, bad input named by file, image paths kept inside the folder ---
+
+
+def test_rle_size_must_be_the_image_size(tmp_path, images):
+    mask = np.zeros((480, 640), np.uint8)  # ten times the 64x48 image: would decode and give polygons before
+    mask[10:20, 5:25] = 1
+    with pytest.raises(AnnotationError, match=r"annotation 1: RLE size \[480, 640\].*image's size \[48, 64\]"):
+        read(tmp_path, images, document([ann(1, [5, 10, 20, 10], segmentation=rle.encode(mask))]))
+
+
+def test_rle_size_above_the_pixel_limit_is_refused_before_decoding(monkeypatch):
+    monkeypatch.setenv("ASTROCYTE_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(LimitError, match=r"instances.json: annotation 3 RLE.*100 x 100.*ASTROCYTE_MAX_IMAGE_PIXELS"):
+        rle.decode({"size": [100, 100], "counts": [10000]}, "instances.json: annotation 3 RLE")
+    with pytest.raises(ValueError, match="more than 13 characters"):  # one endless count: no quadratic big-int
+        rle.decode_counts("o" * 10_000)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"images": [{"id": 1, "file_name": "img0.png", "width": Infinity, "height": 48}], "annotations": [], '
+     '"categories": []}', "Infinity"),
+    ('{"images": [{"id": 1, "file_name": "img0.png"}], "categories": [{"id": 1, "name": "nut"}], '
+     '"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [NaN, 1, 2, 2]}]}', "NaN"),
+    ('{"images": [{"id": [1], "file_name": "img0.png"}], "annotations": [], "categories": []}',
+     r"images\[0\] id: \[1\] is not an integer or string id"),
+    ('{"images": [], "annotations": [], "categories": [{"id": {"a": 1}, "name": "nut"}]}',
+     r"categories\[0\] id: \{'a': 1\} is not an integer or string id"),
+    ('{"images": [{"id": 1, "file_name": "img0.png"}], "categories": [{"id": 1, "name": "nut"}], '
+     '"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1' + "0" * 400 + ', 1, 2, 2]}]}',
+     "bbox x: 1000.* is too large"),
+    ('{"images": [{"id": 1, "file_name": ["img0.png"]}], "annotations": [], "categories": []}',
+     "'file_name' must be a string"),
+    ('{"images": [{"id": 1, "file_name": "img0.png"}], "categories": [{"id": 1, "name": "nut"}], '
+     '"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [true, 1, 2, 2]}]}',
+     "bbox x: True is not a number"),
+])
+def test_malformed_values_are_errors_naming_the_file(tmp_path, images, text, message):
+    with pytest.raises(AnnotationError, match=message) as info:
+        read(tmp_path, images, text)
+    assert info.value.file.endswith("instances.json")
+
+
+def test_deeply_nested_json_is_a_limit_error_naming_the_file(tmp_path, images):
+    with pytest.raises(LimitError, match=r"instances.json: JSON nested 100001 levels deep"):
+        read(tmp_path, images, '{"images": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
+@pytest.mark.parametrize("style", ["absolute", "parent"])
+def test_image_paths_leaving_the_folder_are_not_followed(tmp_path, images, make_image, style):
+    secret = make_image(tmp_path / "outside" / "secret.png")
+    make_image(tmp_path / "outside" / "img1.png")
+    names = {"absolute": (str(secret), str(tmp_path / "outside" / "img1.png")),
+             "parent": ("../outside/secret.png", "sub/../../outside/img1.png")}[style]
+    doc = document([], images=[{"id": 1, "file_name": names[0]}])
+    with pytest.warns(UnsafeImagePathWarning, match="instances.json"), pytest.raises(AnnotationError) as info:
+        read(tmp_path, images, doc)
+    assert f"expected {images / 'secret.png'}" in str(info.value)
+    with pytest.warns(UnsafeImagePathWarning):  # found by base name inside the image folder instead
+        parsed = read(tmp_path, images, document([], images=[{"id": 1, "file_name": names[1]}]))
+    assert [e.image for e in parsed.images] == [images / "img1.png"]
+    assert "not followed" in parsed.warnings[0] and "instances.json" in parsed.warnings[0]

@@ -56,3 +56,18 @@ def test_unknown_or_incomplete_descriptions_are_refused(tmp_path):
     with pytest.raises(DatabaseConfigError, match="unknown text format option"):
         database_from_dict({"format": "text", "config": {"path": "a", "image_folder": "b", "columns": [],
                                                          "colour": "red"}})
+
+
+@pytest.mark.parametrize(("description", "message"), [
+    ([["format", "voc"]], "a database description is a mapping"),
+    ({"format": ["voc"]}, r"unknown database format \['voc'\]"),
+    ({"format": "voc", "annotations": None, "images": "img"}, "option 'annotations' must be a path, not None"),
+    ({"format": "coco", "annotation_file": "a.json", "images": 3}, "option 'images' must be a path, not 3"),
+    ({"format": "yolo", "labels": "l", "images": "i", "names": "n", "skip_missing_images": "yes"},
+     "option 'skip_missing_images' must be true or false"),
+    ({"format": "text", "config": "b.csv"}, "mapping of options"),
+    ({"format": "text", "config": {"path": "a", "image_folder": "b"}}, r"lacks option\(s\) \['columns'\]"),
+])
+def test_descriptions_of_the_wrong_type_are_refused(description, message):
+    with pytest.raises(DatabaseConfigError, match=message):
+        database_from_dict(description)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from astrocyte_lab.data.annotations import AnnotationError, Box, ImageAnnotations, Polygon, RotatedBox
+from astrocyte_lab.errors import LimitError
 from astrocyte_lab.formats import DatabaseConfigError, TextDatabase, TextFormat, preview, write_text
+from astrocyte_lab.formats.common import UnsafeImagePathWarning
 from astrocyte_lab.formats.text import split_line
 
 
@@ -243,3 +247,80 @@ def test_write_text_round_trip_per_image_and_global(tmp_path, images):
     assert [e.objects for e in parsed.images] == [expected["img0.png"], expected["img2.jpg"]]  # img1: no line
     with pytest.raises(DatabaseConfigError):
         write_text(tmp_path / "bad", [ImageAnnotations(images / "img0.png", [Box("a\tb", 1, 1, 2, 2)])], images)
+
+
+# --- hardening (issue 19): options of the wrong type, oversized fields, image paths kept inside the folder ---
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"skip_header_lines": "1"}, "option 'skip_header_lines' must be a whole number, not '1'"),
+    ({"index_base": "1"}, "option 'index_base' must be a whole number, not '1'"),
+    ({"columns": None}, "option 'columns' must be a list of column roles, not None"),
+    ({"per_image": "no"}, "option 'per_image' must be true or false"),
+    ({"path": None}, "option 'path' must be a path, not None"),
+])
+def test_options_of_the_wrong_type_are_config_errors(tmp_path, images, options, message):
+    values = {"path": tmp_path / "boxes.txt", "image_folder": images, "columns": ["image", "class", "x1", "y1", "x2",
+                                                                                  "y2"], **options}
+    with pytest.raises(DatabaseConfigError, match=message):
+        TextFormat(**values)
+    with pytest.raises(DatabaseConfigError, match=message):
+        TextDatabase({key: str(value) if isinstance(value, Path) else value for key, value in values.items()})
+
+
+def test_options_changed_to_the_wrong_type_are_refused_by_read_and_preview(tmp_path, images):
+    config = global_db(tmp_path, images, "images/img0.png nut 1 2 10 12\n", ["image", "class", "x1", "y1", "x2", "y2"],
+                       separator="space")
+    config.skip_header_lines = "1"
+    with pytest.raises(DatabaseConfigError, match="skip_header_lines"):
+        read(config)
+    with pytest.raises(DatabaseConfigError, match="skip_header_lines"):
+        preview(config)
+
+
+def test_csv_field_over_pythons_limit_is_an_error_naming_file_and_line(tmp_path, images):
+    config = global_db(tmp_path, images, f'images/img0.png,nut,1,2,10,12\nimages/img0.png,"{"x" * 200_000}",1,2,3,4\n',
+                       ["image", "class", "x1", "y1", "x2", "y2"], separator="comma")
+    with pytest.raises(AnnotationError, match=r"boxes.txt:2: unreadable comma-separated line \(field larger"):
+        read(config)
+    rows = preview(config)
+    assert rows[0]["error"] is None and "field larger" in rows[1]["error"]
+
+
+def test_field_over_the_text_field_limit_is_a_limit_error(tmp_path, images, monkeypatch):
+    monkeypatch.setenv("ASTROCYTE_MAX_TEXT_FIELD_CHARS", "100")
+    config = global_db(tmp_path, images, f"images/img0.png {'n' * 101} 1 2 10 12\n",
+                       ["image", "class", "x1", "y1", "x2", "y2"], separator="space")
+    with pytest.raises(LimitError, match=r"boxes.txt:1: longest field \(characters\) is 101, above the limit of 100"):
+        read(config)
+
+
+def test_image_column_leaving_the_image_folder_is_not_followed(tmp_path, images, make_image, make_text):
+    secret = make_image(tmp_path / "outside" / "secret.png")
+    make_image(tmp_path / "outside" / "img1.png")
+    path = make_text(tmp_path / "boxes.txt", f"{secret}\tnut\t1\t2\t10\t12\n")
+    config = TextFormat(path=path, image_folder=images, columns=["image", "class", "x1", "y1", "x2", "y2"])
+    with pytest.warns(UnsafeImagePathWarning, match=r"boxes.txt:1: image path"), \
+            pytest.raises(AnnotationError, match=f"expected {images / 'secret.png'}"):
+        read(config)
+    path.write_text("../outside/img1.png\tnut\t1\t2\t10\t12\n")
+    with pytest.warns(UnsafeImagePathWarning):
+        parsed = read(config)
+    assert [e.image for e in parsed.images] == [images / "img1.png"] and "not followed" in parsed.warnings[0]
+
+
+def test_pairs_list_paths_leaving_their_folders_are_not_followed(tmp_path, make_image, make_text):
+    root = tmp_path / "data"
+    make_image(root / "001.jpg")
+    make_image(tmp_path / "outside" / "001.jpg", seed=5)
+    make_text(root / "001.txt", "1 2 10 12 nut\n")
+    make_text(tmp_path / "outside" / "001.txt", "5 5 9 9 secret\n")
+    make_text(root / "list.txt", f"{tmp_path / 'outside' / '001.jpg'} ../outside/001.txt\n")
+    config = TextFormat(path=root, image_folder=root, columns=["x1", "y1", "x2", "y2", "class"], per_image=True,
+                        separator="space", pairs=root / "list.txt")
+    with pytest.warns(UnsafeImagePathWarning) as record:
+        parsed = read(config)
+    assert sorted(str(w.message).split(": ")[1].split(" path")[0] for w in record) == ["image", "label"]
+    assert all("list.txt:1: " in str(w.message) for w in record)
+    assert [(e.image, e.objects) for e in parsed.images] == [(root / "001.jpg", [Box("nut", 1, 2, 10, 12)])]
+    assert len(parsed.warnings) == 2

@@ -8,6 +8,7 @@ import pytest
 
 from astrocyte_lab.data.annotations import AnnotationError, Box, ImageAnnotations, Polygon, RotatedBox
 from astrocyte_lab.formats import VocDatabase, write_voc, write_voc_folder
+from astrocyte_lab.formats.common import UnsafeImagePathWarning
 
 
 def voc(filename: str | None, objects: str, size: tuple[int, int] | None = (64, 48)) -> str:
@@ -183,3 +184,42 @@ def test_mask_folder_pairs_masks_by_stem(tmp_path, images, make_text, make_image
 def test_missing_annotation_folder(tmp_path, images):
     with pytest.raises(AnnotationError, match="annotation folder not found"):
         read(tmp_path, images)
+
+
+# --- hardening (issue 19): bad XML named by file, image paths kept inside the folder, rotated boxes warned ---
+
+
+@pytest.mark.parametrize("encoding", ["no-such-codec", "utf-16"])
+def test_unusable_xml_encoding_is_an_error_naming_the_file(tmp_path, images, make_text, encoding):
+    xml = make_text(tmp_path / "ann" / "img0.xml", f'<?xml version="1.0" encoding="{encoding}"?>\n<annotation/>')
+    with pytest.raises(AnnotationError, match="malformed XML") as info:
+        read(tmp_path, images)
+    assert info.value.file == str(xml) and info.value.line == 1
+
+
+def test_polygon_tags_with_absurd_numbers_are_ignored(tmp_path, images, make_text):
+    huge = "x" + "9" * 5000  # int() refuses more than 4300 digits: a raw ValueError before
+    odd = ("<object><name>blob</name><polygon><x1>30</x1><y1>30</y1><x2>40</x2><y2>30</y2><x3>35</x3>"
+           f"<y3>40</y3><{huge}>1</{huge}></polygon></object>")
+    make_text(tmp_path / "ann" / "img0.xml", voc("img0.png", odd))
+    assert read(tmp_path, images).images[0].objects == [Polygon("blob", ((30, 30), (40, 30), (35, 40)))]
+
+
+def test_absolute_or_escaping_filename_is_not_followed(tmp_path, images, make_text, make_image):
+    secret = make_image(tmp_path / "outside" / "secret.png")
+    make_text(tmp_path / "ann" / "img0.xml", voc(str(secret), box_xml("a", 1, 1, 5, 5)))
+    make_text(tmp_path / "ann" / "img1.xml", voc("../outside/secret.png", box_xml("a", 1, 1, 5, 5)))
+    with pytest.warns(UnsafeImagePathWarning, match=r"img[01].xml:2: image path .*secret.png"):
+        parsed = read(tmp_path, images)
+    assert [e.image for e in parsed.images] == [images / "img0.png", images / "img1.png"]  # by the XML's stem
+    assert sum("not followed" in w for w in parsed.warnings) == 2
+
+
+def test_rotated_box_sticking_out_is_warned_like_a_box(tmp_path, images, make_text):
+    obj = ("<object><name>nail</name><robndbox><cx>60</cx><cy>20</cy><w>20</w><h>6</h><angle>0</angle>"
+           "</robndbox></object>")
+    make_text(tmp_path / "ann" / "img0.xml", voc("img0.png", obj))
+    parsed = read(tmp_path, images)
+    assert parsed.images[0].objects == [RotatedBox("nail", 60, 20, 20, 6, 0.0)]
+    (warning,) = parsed.warnings
+    assert "img0.xml:4: rotated box 'nail' extends outside the 64x48 image img0.png; kept whole" in warning

@@ -119,3 +119,52 @@ def test_missing_image(tmp_path, images, make_text):
         read(tmp_path, images)
     parsed = read(tmp_path, images, skip_missing_images=True)
     assert parsed.images == [] and len(parsed.warnings) == 1
+
+
+# --- hardening (issue 19): oriented boxes that are not rectangles, rotated boxes sticking out ---
+
+
+def obb_line(corners: list[tuple[float, float]], width: int = 64, height: int = 48) -> str:
+    return "0 " + " ".join(f"{x / width:.6f} {y / height:.6f}" for x, y in corners)
+
+
+def test_oriented_box_that_is_not_a_rectangle_warns_and_uses_the_enclosing_rectangle(tmp_path, images, make_text):
+    make_text(tmp_path / "labels" / "classes.txt", "nut\n")
+    make_text(tmp_path / "labels" / "img0.txt", obb_line([(10, 10), (30, 10), (40, 20), (20, 20)]) + "\n")
+    parsed = read(tmp_path, images)
+    (got,) = parsed.images[0].objects
+    close(got, RotatedBox("nut", 25, 15, 30, 10, 0.0))  # not 20 x 14.1 from the first three corners
+    (warning,) = parsed.warnings
+    assert "img0.txt:1: oriented box for 'nut': the 4 corners are not a rectangle" in warning
+
+
+def test_oriented_box_with_rounded_corners_is_still_a_rectangle(tmp_path, images, make_text):
+    make_text(tmp_path / "labels" / "classes.txt", "nut\n")
+    corners = [(round(x), round(y)) for x, y in RotatedBox("nut", 30, 20, 16, 6, 33.3).corners()]
+    make_text(tmp_path / "labels" / "img0.txt", obb_line(corners) + "\n")
+    parsed = read(tmp_path, images)
+    assert parsed.warnings == []
+    (got,) = parsed.images[0].objects
+    assert isinstance(got, RotatedBox) and got.angle == pytest.approx(33.3, abs=3)
+
+
+def test_rotated_box_sticking_out_gets_the_clip_warning(tmp_path, images, make_text):
+    make_text(tmp_path / "labels" / "classes.txt", "nut\n")
+    make_text(tmp_path / "labels" / "img0.txt", obb_line([(50, 10), (70, 10), (70, 20), (50, 20)]) + "\n"
+              + obb_line([(70, 10), (90, 10), (90, 20), (70, 20)]) + "\n")
+    parsed = read(tmp_path, images)
+    (got,) = parsed.images[0].objects
+    close(got, RotatedBox("nut", 60, 15, 20, 10, 0.0))
+    assert "img0.txt:1: rotated box 'nut' extends outside the 64x48 image img0.png; kept whole" in parsed.warnings[0]
+    assert "img0.txt:2: rotated box 'nut' has its centre outside the 64x48 image img0.png; dropped" \
+        in parsed.warnings[1]
+
+
+def test_enclosing_rectangle_keeps_the_first_edge_as_the_width_side():
+    from astrocyte_lab.data.annotations import rotated_from_corners
+    from astrocyte_lab.formats.yolo import enclosing_rectangle, rectangle_error
+
+    skewed = [(10, 10), (10, 30), (20, 40), (20, 20)]  # first edge vertical, a parallelogram
+    assert rectangle_error(skewed) > 1
+    box = rotated_from_corners("nut", enclosing_rectangle(skewed))
+    close(box, RotatedBox("nut", 15, 25, 30, 10, 90.0))
