@@ -16,7 +16,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import torch
 
 from astrocyte_lab.data.categories import ANOMALY_CATEGORIES
 from astrocyte_lab.data.workspace import Workspace
@@ -24,8 +23,7 @@ from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.modules.anomaly import postprocess
 from astrocyte_lab.modules.anomaly.postprocess import RocCurve
 from astrocyte_lab.modules.anomaly.trainer import load_network, torch_scorer
-from astrocyte_lab.training.devices import resolve_device
-from astrocyte_lab.training.loop import OutOfMemory
+from astrocyte_lab.training.devices import advise_on_out_of_memory, resolve_device
 
 Subset = Literal["train", "validation", "all"]
 NORMAL, ANOMALY = ANOMALY_CATEGORIES
@@ -133,10 +131,9 @@ def evaluate_anomaly(workspace: Workspace, model_name: str, dataset_name: str,
     step = max(1, int(np.ceil(np.sqrt(len(ids) * g.width * g.height / PIXEL_BUDGET))))
     for first in range(0, len(ids), batch_size):
         chunk = ids[first:first + batch_size]
-        try:
+        with advise_on_out_of_memory(f"testing model {model_name!r}", batch_size=batch_size, region_size=spec.size,
+                                     tile_size=(section.get("tiling") or {}).get("tile"), device=str(torch_device)):
             results = scorer.predict([dataset.image(i) for i in chunk], batch_size)
-        except torch.OutOfMemoryError as exc:
-            raise OutOfMemory(f"out of memory testing with batch size {batch_size}: lower it") from exc
         for image_id, result in zip(chunk, results, strict=True):
             scores.append(result.score)
             if result.heatmap is None:

@@ -16,8 +16,7 @@ from astrocyte_lab.evaluation import metrics as m
 from astrocyte_lab.modules.classification import postprocess
 from astrocyte_lab.modules.classification.trainer import load_network
 from astrocyte_lab.training.data import ImageDataset
-from astrocyte_lab.training.devices import resolve_device
-from astrocyte_lab.training.loop import OutOfMemory
+from astrocyte_lab.training.devices import advise_on_out_of_memory, resolve_device
 
 Subset = Literal["train", "validation", "all"]
 
@@ -79,12 +78,9 @@ def evaluate_classifier(workspace: Workspace, model_name: str, dataset_name: str
     torch_device = resolve_device(device)
     net.to(torch_device)
     loader = DataLoader(ImageDataset(dataset, rows.index.tolist(), [0] * len(rows), spec), batch_size=batch_size)
-    try:
+    with advise_on_out_of_memory(f"testing model {model_name!r}", batch_size=batch_size, region_size=spec.size,
+                                 device=str(torch_device)):
         logits, embeddings = _outputs(net, loader, torch_device)
-    except (torch.OutOfMemoryError, RuntimeError) as exc:
-        if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
-            raise OutOfMemory(f"out of memory testing with batch size {batch_size}: lower the batch size") from exc
-        raise
     prototypes = workspace.model_store.tensors(model_name).get("continual.prototypes")
     labels, scores = _labels(record, logits, embeddings, prototypes)
     truth = rows["ground_truth"].tolist()

@@ -232,6 +232,8 @@ def evaluate_detector(workspace: Workspace, model_name: str, dataset_name: str,
     ``.astromodel`` file (e.g. an int8 one) through the torch-free runtime instead of the stored network;
     ``model_name`` then only names the report.
     """
+    from astrocyte_lab.training.devices import advise_on_out_of_memory  # torch: only once a test runs
+
     if package is not None:
         detector, record = _package_detector(package, confidence=confidence, overlap=overlap,
                                              max_detections=max_detections, class_agnostic=class_agnostic)
@@ -254,7 +256,9 @@ def evaluate_detector(workspace: Workspace, model_name: str, dataset_name: str,
     rows: list[dict] = []
     for first in range(0, len(ids), batch_size if not detector.tiled else 1):
         chunk = ids[first:first + (batch_size if not detector.tiled else 1)]
-        predictions = detector.detect([dataset.image(i) for i in chunk], batch_size)
+        with advise_on_out_of_memory(f"testing model {model_name!r}", batch_size=batch_size,
+                                     tile_size=detector.settings.tile):
+            predictions = detector.detect([dataset.image(i) for i in chunk], batch_size)
         for image_id, prediction in zip(chunk, predictions, strict=True):
             truth = [a for a in dataset.objects(image_id, pseudo=False) if a.category in index]
             ious = iou_matrix(prediction_geometry(prediction, rotated), [object_geometry(a, rotated) for a in truth],

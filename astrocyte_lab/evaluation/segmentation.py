@@ -18,8 +18,7 @@ from astrocyte_lab.modules.segmentation.trainer import load_network
 from astrocyte_lab.runtime import tiling
 from astrocyte_lab.runtime.preprocess import convert_channels, crop_image, resize_bilinear, to_unit_range
 from astrocyte_lab.training.data import InputSpec
-from astrocyte_lab.training.devices import resolve_device
-from astrocyte_lab.training.loop import OutOfMemory
+from astrocyte_lab.training.devices import advise_on_out_of_memory, resolve_device
 
 Subset = Literal["train", "validation", "all"]
 TILE_BATCH = 8
@@ -84,10 +83,10 @@ def evaluate_segmenter(workspace: Workspace, model_name: str, dataset_name: str,
     per_image, masks = [], {}
     for image_id in rows.index:
         image = dataset.image(int(image_id))
-        try:
+        tile = (seg.get("tiling") or {}).get("tile")
+        with advise_on_out_of_memory(f"testing model {model_name!r} on image {int(image_id)}", region_size=spec.size,
+                                     tile_size=tile, device=str(torch_device)):
             probs = predict_probabilities(net, spec, image, seg.get("tiling"), background, torch_device)
-        except torch.OutOfMemoryError as exc:
-            raise OutOfMemory("out of memory: lower the region or tile size") from exc
         predicted = probs.argmax(0).astype(np.uint8)
         truth_raw = dataset.mask(int(image_id))
         truth = np.full(predicted.shape, background, np.int64) if truth_raw is None else remap[truth_raw]

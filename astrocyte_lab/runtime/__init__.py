@@ -10,6 +10,8 @@ anything of astrocyte-lab outside this folder.
 - :func:`preprocess` / :func:`preprocess_full` / :func:`load_image`: the input contract shared with training
   (see :mod:`.preprocess`).
 - :func:`write_package` / :func:`read_package`: the file format (see :mod:`.package` for the metadata).
+- :mod:`.limits`: the safety limits (package sizes, image pixels, network input size), raisable by environment
+  variable.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from astrocyte_lab.runtime.errors import (
     AstromodelError,
     ContinualError,
     FormatVersionError,
+    LimitSettingError,
     PackageError,
     PreprocessError,
 )
@@ -32,6 +35,7 @@ __all__ = [
     "AstromodelError",
     "ContinualError",
     "FormatVersionError",
+    "LimitSettingError",
     "PackageError",
     "Prediction",
     "Predictor",

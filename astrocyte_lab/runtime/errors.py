@@ -26,3 +26,7 @@ class PreprocessError(AstromodelError, ValueError):
 
 class ContinualError(AstromodelError):
     """A continual-learning request that cannot be honoured (no continual state, class limit reached)."""
+
+
+class LimitSettingError(AstromodelError, ValueError):
+    """An ``ASTROCYTE_MAX_*`` environment variable that is not a positive integer."""

@@ -64,8 +64,10 @@ import io
 import json
 import math
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +76,7 @@ from typing import Any
 import numpy as np
 
 from astrocyte_lab.runtime.errors import FormatVersionError, PackageError
+from astrocyte_lab.runtime.limits import METADATA_BYTES, above, env_name, image_pixels_problem, limit, strict_json
 
 FORMAT_NAME = "astromodel"
 FORMAT_VERSION = 1
@@ -85,8 +88,9 @@ PROTOTYPES_FILE = "prototypes.npy"
 MODULES: tuple[str, ...] = ("anomaly", "classification", "detection", "segmentation")
 DEFAULT_TEMPERATURE = 10.0
 DEFAULT_UNDEFINED_LABEL = "Undefined"
-MAX_METADATA_BYTES = 16 * 1024 * 1024
+MAX_METADATA_BYTES = METADATA_BYTES
 MAX_SEGMENTATION_CLASSES = 256  # class indices must fit the uint8 mask
+MAX_CROP_ORIGIN = 1 << 31  # roi.crop x and y: no camera image is that wide
 
 
 def producer() -> str:
@@ -107,6 +111,12 @@ def now_iso() -> str:
 
 def _fail(where: str, message: str) -> PackageError:
     return PackageError(f"{where}: {message}")
+
+
+def _show(value: Any, width: int = 80) -> str:
+    """``repr(value)`` cut to ``width`` characters, for messages about absurd values."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _is_int(value: Any) -> bool:
@@ -171,9 +181,16 @@ def validate_metadata(metadata: Any, where: str = METADATA_FILE) -> None:
 def _validate_input(section: Any, where: str) -> None:
     if not isinstance(section, Mapping):
         raise _fail(where, "input must be an object")
+    side = limit("input_side")
     for key in ("width", "height"):
         if not _is_int(section.get(key)) or section[key] <= 0:
-            raise _fail(where, f"input.{key} must be a positive integer, got {section.get(key)!r}")
+            raise _fail(where, f"input.{key} must be a positive integer, got {_show(section.get(key))}")
+        if section[key] > side:
+            raise _fail(where, f"input.{key} is {_show(section[key])}, above the limit of {side} pixels; set "
+                               f"{env_name('input_side')} to raise it")
+    problem = image_pixels_problem(int(section["width"]), int(section["height"]))
+    if problem:
+        raise _fail(where, f"input: {problem}")
     channels = section.get("channels")
     if channels not in (1, 3) or isinstance(channels, bool):
         raise _fail(where, f"input.channels must be 1 or 3, got {channels!r}")
@@ -201,10 +218,14 @@ def _validate_roi(section: Any, where: str) -> None:
     crop = section.get("crop")
     if crop is not None:
         if not isinstance(crop, list) or len(crop) != 4 or not all(_is_int(v) for v in crop):
-            raise _fail(where, f"roi.crop must be [x, y, w, h] integers or null, got {crop!r}")
+            raise _fail(where, f"roi.crop must be [x, y, w, h] integers or null, got {_show(crop)}")
         x, y, w, h = crop
         if x < 0 or y < 0 or w <= 0 or h <= 0:
-            raise _fail(where, f"roi.crop needs x, y >= 0 and w, h > 0, got {crop!r}")
+            raise _fail(where, f"roi.crop needs x, y >= 0 and w, h > 0, got {_show(crop)}")
+        problem = image_pixels_problem(int(w), int(h)) or (
+            f"x, y must be below {MAX_CROP_ORIGIN:,}" if max(x, y) >= MAX_CROP_ORIGIN else None)
+        if problem:
+            raise _fail(where, f"roi.crop {_show(crop)}: {problem}")
     mask = section.get("mask")
     if mask is not None and (not isinstance(mask, str) or not mask):
         raise _fail(where, f"roi.mask must be a member name or null, got {mask!r}")
@@ -324,12 +345,17 @@ def encode_mask(mask: np.ndarray) -> bytes:
 
 
 def decode_mask(data: bytes, where: str = ROI_MASK_FILE) -> np.ndarray:
-    """The ROI mask as a 2-D uint8 array."""
+    """The ROI mask as a 2-D uint8 array (its declared size checked against the pixel limit before decoding)."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
+            problem = image_pixels_problem(*im.size)
+            if problem:
+                raise _fail(where, f"the ROI mask: {problem}")
             return np.asarray(im.convert("L")).copy()
+    except PackageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure means a corrupt member
         raise _fail(where, f"the ROI mask cannot be decoded ({exc})") from exc
 
@@ -344,14 +370,33 @@ def encode_prototypes(prototypes: np.ndarray) -> bytes:
 
 
 def decode_prototypes(data: bytes, where: str = PROTOTYPES_FILE) -> np.ndarray:
-    """The ``(K, D)`` float32 prototypes."""
+    """The ``(K, D)`` float32 prototypes; the ``.npy`` header's shape must match the bytes that follow it."""
     try:
+        _check_npy_header(data)
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - truncated or not .npy
         raise _fail(where, f"the prototypes cannot be decoded ({exc})") from exc
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
         raise _fail(where, f"the prototypes must be a float (K, D) array, got {array.dtype} {array.shape}")
     return array.astype(np.float32)
+
+
+def _check_npy_header(data: bytes) -> None:
+    """Refuse a ``.npy`` whose header declares more values than its bytes hold (numpy would allocate them first)."""
+    from numpy.lib import format as npy
+
+    stream = io.BytesIO(data)
+    version = npy.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = npy.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, _, dtype = npy.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f".npy format version {version} is not supported")
+    values = math.prod(int(n) for n in shape)
+    if values * dtype.itemsize > len(data) - stream.tell():
+        raise ValueError(f"the header declares shape {shape} ({dtype}) but only {len(data) - stream.tell():,} "
+                         "bytes follow it")
 
 
 def _json_default(value: Any) -> Any:
@@ -402,7 +447,7 @@ def write_package(path: str | os.PathLike[str], onnx_bytes: bytes | str | os.Pat
         meta["roi"] = {"crop": None, "mask": None, **(roi or {})}
     files: dict[str, bytes] = {}
     for name, data in (extra_files or {}).items():
-        if name in (METADATA_FILE, MODEL_FILE) or not name or name.startswith("/") or ".." in name.split("/"):
+        if name in (METADATA_FILE, MODEL_FILE) or not isinstance(name, str) or _unsafe_name(name) or name.endswith("/"):
             raise _fail(where, f"extra member name {name!r} is reserved or unsafe")
         files[name] = bytes(data)
     files[MODEL_FILE] = model
@@ -455,31 +500,135 @@ def _atomic_zip(path: Path, members: list[tuple[str, bytes]]) -> None:
 def read_package(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Read and validate an ``.astromodel`` file: ``(metadata, {member name: bytes})``.
 
-    The members dict holds every member except ``metadata.json``. Raises :class:`PackageError` naming the
-    file when it is missing members, corrupt, or not a package, and :class:`FormatVersionError` when it was
-    written by a newer format version.
+    The members dict holds every member except ``metadata.json``. Before any member is read, the archive's
+    declared sizes are checked against :mod:`astrocyte_lab.runtime.limits` (member count, uncompressed total,
+    compression ratio) and every member must be a plain file with a safe name; each member is then read with a
+    reader that stops at its declared size. Raises :class:`PackageError` naming the file when it is missing
+    members, corrupt, above a limit or not a package, and :class:`FormatVersionError` when it was written by a
+    newer format version.
     """
     path = Path(path)
     where = str(path)
     if not path.is_file():
         raise FileNotFoundError(f"{where}: no such package file")
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            if METADATA_FILE not in names:
-                raise _fail(where, f"not an {FORMAT_NAME} package ({METADATA_FILE} is missing)")
-            if archive.getinfo(METADATA_FILE).file_size > MAX_METADATA_BYTES:
-                raise _fail(where, f"{METADATA_FILE} is implausibly large")
-            try:
-                metadata = json.loads(archive.read(METADATA_FILE).decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise _fail(where, f"{METADATA_FILE} is not valid JSON ({exc})") from exc
-            validate_metadata(metadata, where)
-            files = {name: archive.read(name) for name in names if name != METADATA_FILE and not name.endswith("/")}
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            _check_directory(handle, size, where)
+            with zipfile.ZipFile(handle) as archive:
+                infos = _checked_members(archive.infolist(), size, where)
+                metadata = _read_metadata(archive, infos, where)
+                validate_metadata(metadata, where)
+                files = {name: _read_member(archive, info, where)
+                         for name, info in infos.items() if name != METADATA_FILE and not info.is_dir()}
+    except PackageError:
+        raise
     except zipfile.BadZipFile as exc:
         raise _fail(where, f"not an {FORMAT_NAME} package or corrupt ({exc})") from exc
-    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as exc:
+    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError, ValueError, OverflowError, struct.error,
+            zlib.error) as exc:  # zipfile lets these through for crafted headers and corrupt deflate streams
         raise _fail(where, f"cannot read the package ({exc})") from exc
     _check_members(metadata, files, where)
     return metadata, files
 
+
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_DIRECTORY_ENTRY_BYTES = 46  # fixed part of one central directory entry
+
+
+def _check_directory(handle: Any, size: int, where: str) -> None:
+    """Refuse an archive whose end record declares more members than the limit, before zipfile parses them.
+
+    zipfile builds one Python object per central directory entry, several times the entry's size on disk, so
+    the declared count (or, where it is not declared, the directory's size) is checked first. An archive
+    without a readable end record is left for zipfile to refuse.
+    """
+    tail = min(size, _EOCD.size + 0xFFFF)
+    handle.seek(size - tail)
+    data = handle.read(tail)
+    at = data.rfind(b"PK\x05\x06")
+    if at < 0 or at + _EOCD.size > len(data):
+        return
+    _, _, _, _, entries, directory, _, _ = _EOCD.unpack_from(data, at)
+    locator = at - _ZIP64_LOCATOR.size
+    if (entries == 0xFFFF or directory == 0xFFFFFFFF) and locator >= 0 and \
+            data[locator:locator + 4] == b"PK\x06\x07":
+        offset = _ZIP64_LOCATOR.unpack_from(data, locator)[2]
+        handle.seek(min(offset, size))
+        record = handle.read(_ZIP64_EOCD.size)
+        if len(record) == _ZIP64_EOCD.size and record[:4] == b"PK\x06\x06":
+            entries, directory = _ZIP64_EOCD.unpack(record)[7:9]
+    bound = limit("archive_members")
+    if entries > bound or directory > bound * (_DIRECTORY_ENTRY_BYTES + 3 * 0xFFFF):
+        raise _fail(where, f"the archive declares {entries:,} members in a {directory:,}-byte directory, above the "
+                           f"limit of {bound:,} members; set {env_name('archive_members')} to raise it")
+
+
+def _checked_members(infos: list[zipfile.ZipInfo], size: int, where: str) -> dict[str, zipfile.ZipInfo]:
+    """``{name: info}`` after the checks on every member's name, type and declared size (see :func:`read_package`)."""
+    problem = above("archive_members", len(infos), "number of members")
+    if problem:
+        raise _fail(where, problem)
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        _check_member(info, where)
+        if info.filename in members:
+            raise _fail(where, f"member {info.filename!r} appears twice")
+        members[info.filename] = info
+    total = sum(info.file_size for info in infos)
+    problem = above("package_bytes", total, "uncompressed size of the members (bytes)")
+    if not problem and total > limit("archive_ratio_floor_bytes"):
+        problem = above("archive_ratio", total // max(size, 1), "compression ratio (uncompressed / file size)")
+    if problem:
+        raise _fail(where, problem)
+    return members
+
+
+def _check_member(info: zipfile.ZipInfo, where: str) -> None:
+    """Refuse a member that is not a plain, unencrypted, stored or deflated file with a safe relative name."""
+    name = info.filename
+    if _unsafe_name(name):
+        raise _fail(where, f"member name {name!r} is absolute or unsafe")
+    kind = (info.external_attr >> 16) & 0o170000
+    if kind not in (0, 0o100000, 0o040000):  # unset (DOS), regular file, folder: no link, device or FIFO
+        raise _fail(where, f"member {name!r} is not a plain file (mode {kind:o})")
+    if info.flag_bits & 0x1:
+        raise _fail(where, f"member {name!r} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _fail(where, f"member {name!r} uses compression method {info.compress_type}; only stored and "
+                           "deflated members are read")
+
+
+def _unsafe_name(name: str) -> bool:
+    """True for a member name that could reach outside a folder it were extracted to, or is ambiguous there:
+    empty, absolute, a drive letter, a backslash or NUL, or an empty, ``.`` or ``..`` part (a trailing ``/``
+    marks a folder)."""
+    parts = name.removesuffix("/").split("/")
+    return not name or name.startswith("/") or "\\" in name or "\x00" in name or ":" in parts[0] or \
+        any(part in ("", ".", "..") for part in parts)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
+    """A member's bytes, read no further than its declared size (zipfile checks the CRC at the end)."""
+    with archive.open(info) as stream:
+        data = stream.read(info.file_size + 1)
+    if len(data) != info.file_size:
+        raise _fail(where, f"member {info.filename!r} holds {len(data):,} bytes, not the {info.file_size:,} declared")
+    return data
+
+
+def _read_metadata(archive: zipfile.ZipFile, infos: Mapping[str, zipfile.ZipInfo], where: str) -> Any:
+    """``metadata.json`` parsed strictly (UTF-8, bounded size and depth, no NaN / Infinity)."""
+    info = infos.get(METADATA_FILE)
+    if info is None:
+        raise _fail(where, f"not an {FORMAT_NAME} package ({METADATA_FILE} is missing)")
+    if info.file_size > MAX_METADATA_BYTES:
+        raise _fail(where, f"{METADATA_FILE} is {info.file_size:,} bytes, above the limit of {MAX_METADATA_BYTES:,}")
+    try:
+        return strict_json(_read_member(archive, info, where))
+    except ValueError as exc:
+        if isinstance(exc, PackageError):
+            raise
+        raise _fail(where, f"{METADATA_FILE} is not valid JSON ({exc})") from None

@@ -38,7 +38,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ import numpy as np
 
 from astrocyte_lab.runtime.cpus import usable_cpus
 from astrocyte_lab.runtime.errors import PreprocessError
+from astrocyte_lab.runtime.limits import image_pixels_problem
 
 LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)  # ITU-R BT.601, RGB order
 MASK_THRESHOLD = 128  # ROI mask values at or above this mean "pixel used"
@@ -66,9 +67,10 @@ def preprocess(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mapping[st
         small = convert_channels(resize_bilinear(array, width, height) / np.float32(255.0), channels)
     elif np.issubdtype(array.dtype, np.floating):
         small = convert_channels(resize_bilinear(array, width, height), channels)
-    else:
-        small = resize_bilinear(convert_channels(to_unit_range(array, int(meta_input.get("bit_depth", 8))),
-                                                 channels), width, height)
+    else:  # uint16: clipping at 2**bit_depth - 1 does not commute with the resize, so scale rows as they are read
+        depth = int(meta_input.get("bit_depth", 8))
+        small = resize_bilinear(array, width, height,
+                                pixels=lambda rows: convert_channels(to_unit_range(rows, depth), channels))
     out = normalise(small, meta_input)
     if roi_mask is not None:
         used = _mask_used(roi_mask, expected=_mask_shape(image, crop), width=width, height=height)
@@ -84,8 +86,8 @@ def preprocess_full(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mappi
     crop's) are the very functions :func:`preprocess` calls. Tiled segmentation cuts its tiles from this array
     (channels last, as the tiles are cut).
     """
-    array, crop = _prepared(image, meta_input, roi)
-    out = normalise(array, meta_input)
+    out, crop = _prepared(image, meta_input, roi)
+    _normalise_in_place(out, meta_input)
     if roi_mask is not None:
         height, width = out.shape[:2]
         used = _mask_used(roi_mask, expected=_mask_shape(image, crop), width=width, height=height)
@@ -95,25 +97,55 @@ def preprocess_full(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mappi
 
 def _prepared(image: np.ndarray, meta_input: Mapping[str, Any],
               roi: Mapping[str, Any] | None) -> tuple[np.ndarray, Sequence[int] | None]:
-    """Steps 1-3: the cropped image as float32 ``(H', W', C)`` in [0, 1] with the model's channels, and the crop."""
+    """Steps 1-3: the cropped image as float32 ``(H', W', C)`` in [0, 1] with the model's channels, and the crop.
+
+    The result is the only full-size allocation: it is filled by bands of :data:`BAND_ROWS` rows, so a
+    16-bit or float64 camera image never has a full-size intermediate copy.
+    """
     array, crop = _cropped(image, roi)
-    array = to_unit_range(array, int(meta_input.get("bit_depth", 8)))
-    return convert_channels(array, int(meta_input["channels"])), crop
+    depth, channels = int(meta_input.get("bit_depth", 8)), int(meta_input["channels"])
+    out = np.empty(array.shape[:2] + (channels,), np.float32)
+    for first in range(0, array.shape[0], BAND_ROWS):
+        out[first:first + BAND_ROWS] = convert_channels(to_unit_range(array[first:first + BAND_ROWS], depth), channels)
+    return out, crop
 
 
 def _cropped(image: np.ndarray, roi: Mapping[str, Any] | None) -> tuple[np.ndarray, Sequence[int] | None]:
-    """Step 1 on the raw pixels: ``(H', W', C)`` (grey gets a channel axis; alpha is dropped) and the crop."""
+    """Step 1 on the raw pixels: ``(H', W', C)`` (grey gets a channel axis; alpha is dropped) and the crop.
+
+    The image is checked first: its shape, pixel type, size (the pixel limit) and, for float pixels, that the
+    crop holds no NaN or infinity (a model fed one answers NaN scores).
+    """
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise PreprocessError(f"expected an image of shape (H, W) or (H, W, C), got shape {np.shape(image)}")
+    if not 1 <= array.shape[2] <= 4:
+        raise PreprocessError(f"cannot use an image with {array.shape[2]} channels (expected 1 to 4)")
+    if array.dtype not in (np.uint8, np.uint16) and not np.issubdtype(array.dtype, np.floating):
+        raise PreprocessError(f"unsupported pixel type {array.dtype}: expected uint8, uint16 or float in [0, 1]")
+    problem = image_pixels_problem(array.shape[1], array.shape[0])
+    if problem:
+        raise PreprocessError(f"image: {problem}")
     if array.shape[2] in (2, 4):  # grey + alpha, RGBA: the alpha plane is never used
         array = array[:, :, :array.shape[2] - 1]
     crop = (roi or {}).get("crop")
     if crop is not None:
         array = crop_image(array, crop)
+    if np.issubdtype(array.dtype, np.floating):
+        _check_finite(array)
     return array, crop
+
+
+def _check_finite(array: np.ndarray) -> None:
+    """Refuse float pixels that are NaN or infinite (checked by bands of rows: no full-size temporary)."""
+    for first in range(0, array.shape[0], BAND_ROWS):
+        band = array[first:first + BAND_ROWS]
+        if not np.isfinite(band).all():
+            y, x, _ = np.argwhere(~np.isfinite(band))[0]
+            raise PreprocessError(f"image pixel (x={x}, y={first + y}) is {band[y, x].tolist()}: NaN and infinite "
+                                  "pixel values cannot be predicted")
 
 
 def normalise(image: np.ndarray, meta_input: Mapping[str, Any]) -> np.ndarray:
@@ -126,6 +158,19 @@ def normalise(image: np.ndarray, meta_input: Mapping[str, Any]) -> np.ndarray:
     if image.shape[2] != channels:
         raise PreprocessError(f"expected {channels} channels to normalise, got {image.shape[2]}")
     return ((image - mean) / std).astype(np.float32, copy=False)
+
+
+def _normalise_in_place(image: np.ndarray, meta_input: Mapping[str, Any]) -> None:
+    """:func:`normalise` on a float32 ``(H, W, C)`` array the caller owns, without a second full-size array."""
+    channels = int(meta_input["channels"])
+    mean = _per_channel(meta_input.get("mean", [0.0] * channels), channels, "mean")
+    std = _per_channel(meta_input.get("std", [1.0] * channels), channels, "std")
+    if np.any(std == 0):
+        raise PreprocessError("input std must not contain 0")
+    if image.shape[2] != channels:
+        raise PreprocessError(f"expected {channels} channels to normalise, got {image.shape[2]}")
+    image -= mean
+    image /= std
 
 
 def _mask_shape(image: np.ndarray, crop: Sequence[int] | None) -> tuple[int, int]:
@@ -149,17 +194,23 @@ def crop_image(image: np.ndarray, crop: Sequence[int]) -> np.ndarray:
 
 
 def to_unit_range(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:
-    """Scale uint8 / uint16 pixels to float32 in [0, 1]; float input is returned as float32 unchanged."""
+    """Scale uint8 / uint16 pixels to float32 in [0, 1]; float input is returned as float32 unchanged.
+
+    Integer input makes one float32 copy, scaled and clipped in place.
+    """
     if image.dtype == np.uint8:
-        return np.minimum(image.astype(np.float32) / np.float32(255.0), np.float32(1.0))
-    if image.dtype == np.uint16:
+        top = np.float32(255.0)
+    elif image.dtype == np.uint16:
         if not 1 <= bit_depth <= 16:
             raise PreprocessError(f"bit_depth must be between 1 and 16, got {bit_depth}")
         top = np.float32(2 ** bit_depth - 1)
-        return np.minimum(image.astype(np.float32) / top, np.float32(1.0))
-    if np.issubdtype(image.dtype, np.floating):
+    elif np.issubdtype(image.dtype, np.floating):
         return image.astype(np.float32, copy=False)
-    raise PreprocessError(f"unsupported pixel type {image.dtype}: expected uint8, uint16 or float in [0, 1]")
+    else:
+        raise PreprocessError(f"unsupported pixel type {image.dtype}: expected uint8, uint16 or float in [0, 1]")
+    out = image.astype(np.float32)
+    np.divide(out, top, out=out)
+    return np.minimum(out, np.float32(1.0), out=out)
 
 
 def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
@@ -197,7 +248,8 @@ def _linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return first, second, (np.float32(1.0) - frac32).astype(np.float32), frac32
 
 
-def resize_bilinear(image: np.ndarray, width: int, height: int) -> np.ndarray:
+def resize_bilinear(image: np.ndarray, width: int, height: int,
+                    pixels: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Resize an ``(H, W, C)`` array like ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on float32 data.
 
     Any pixel type is accepted; the result is float32 in the input's value range. OpenCV's taps, applied
@@ -207,21 +259,27 @@ def resize_bilinear(image: np.ndarray, width: int, height: int) -> np.ndarray:
     The output is filled in bands of :data:`BAND_ROWS` rows, which keeps each band's temporaries in cache;
     from :data:`PARALLEL_MIN_VALUES` output values on (a camera-sized heatmap) the bands run on a few threads
     (numpy releases the GIL in these loops), about 2.5x faster than one pass over the whole image on 2 cores.
+
+    ``pixels``, when given, maps a block of source rows to float32 ``(rows, W, C')`` (a per-pixel conversion
+    such as scaling and channels); it is applied to the rows each band reads, so the result equals resizing
+    the converted image without ever converting the whole source at once.
     """
     image = np.asarray(image)
     src_h, src_w = image.shape[:2]
     if width <= 0 or height <= 0:
         raise PreprocessError(f"target size must be positive, got {width}x{height}")
+    convert = pixels if pixels is not None else (lambda rows: rows.astype(np.float32, copy=False))
     if (src_w, src_h) == (width, height):
-        return image.astype(np.float32, copy=False)
+        return convert(image).astype(np.float32, copy=False)
     y0, y1, wy0, wy1 = _linear_taps(src_h, height)
     x0, x1, wx0, wx1 = _linear_taps(src_w, width)
-    out = np.empty((height, width) + image.shape[2:], np.float32)
+    trailing = image.shape[2:] if pixels is None else convert(image[:1, :1]).shape[2:]
+    out = np.empty((height, width) + trailing, np.float32)
 
     def band(first: int, last: int) -> None:
-        rows = np.take(image, y0[first:last], axis=0).astype(np.float32, copy=False)
+        rows = convert(np.take(image, y0[first:last], axis=0))
         rows *= wy0[first:last, None, None]
-        other = np.take(image, y1[first:last], axis=0).astype(np.float32, copy=False)
+        other = convert(np.take(image, y1[first:last], axis=0))
         other *= wy1[first:last, None, None]
         rows += other
         target = out[first:last]
@@ -244,6 +302,17 @@ BAND_ROWS = 256  # output rows resized together
 PARALLEL_MIN_VALUES = 1 << 20  # output values from which the bands run on several threads
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
+
+
+def _forget_pool_after_fork() -> None:
+    """In a forked child the parent's pool threads do not exist (work sent to the copied pool would wait for ever,
+    and the lock may have been held at the fork): start afresh."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _band_pool() -> ThreadPoolExecutor:
@@ -314,13 +383,23 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as im:
+            _check_pil_size(im, str(path))
             deep = _colour_16_bit(im)  # the decoder tile list is gone after load()
             im.load()
             return image_from_pil(im, source=str(path), colour_16_bit=deep)
-    except FileNotFoundError:
+    except (FileNotFoundError, PreprocessError):
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise PreprocessError(f"{path}: cannot decode image ({exc})") from exc
+    except Image.DecompressionBombError as exc:
+        raise PreprocessError(f"{path}: refused by Pillow's decompression-bomb check ({exc})") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise PreprocessError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_pil_size(im: Any, source: str) -> None:
+    """Refuse an opened (not yet decoded) PIL image above the pixel limit, naming ``source``."""
+    problem = image_pixels_problem(*im.size)
+    if problem:
+        raise PreprocessError(f"{source}: {problem}")
 
 
 def image_from_pil(im: Any, source: str = "image", colour_16_bit: bool | None = None) -> np.ndarray:
@@ -329,6 +408,7 @@ def image_from_pil(im: Any, source: str = "image", colour_16_bit: bool | None = 
     ``colour_16_bit`` says the file held 16-bit colour (None: look at the image's decoder tiles, which
     Pillow keeps only until the pixels are loaded).
     """
+    _check_pil_size(im, source)
     mode = im.mode
     if mode.startswith("I;16"):
         array = np.asarray(im).astype(np.uint16)
@@ -361,7 +441,13 @@ def _colour_16_bit(im: Any) -> bool:
 
 
 def _float_to_uint16(image: np.ndarray) -> np.ndarray:
-    finite = np.nan_to_num(image.astype(np.float64))
-    top = float(finite.max()) if finite.size else 1.0
+    """Float pixels to uint16 as the training side's reader does (NaN -> 0, values above 1 scaled to fill
+    0..65535), computed by bands of rows so no full-size float64 copy is made."""
+    bands = [slice(first, first + BAND_ROWS) for first in range(0, image.shape[0], BAND_ROWS)]
+    top = max((float(np.nan_to_num(image[rows].astype(np.float64)).max(initial=-np.inf)) for rows in bands),
+              default=1.0) if image.size else 1.0
     scale = 65535.0 if top <= 1.0 else 65535.0 / top
-    return np.clip(finite * scale, 0, 65535).astype(np.uint16)
+    out = np.empty(image.shape, np.uint16)
+    for rows in bands:
+        out[rows] = np.clip(np.nan_to_num(image[rows].astype(np.float64)) * scale, 0, 65535)
+    return out

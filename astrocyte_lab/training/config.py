@@ -11,7 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from astrocyte_lab.runtime.limits import env_name, limit
 from astrocyte_lab.training.augment import AugmentationConfig
+
+MIN_REGION_SIDE = 8
+MIN_TILE_SIDE = 32
 
 
 def known_architecture(value: str, table: Mapping[str, object]) -> str:
@@ -21,11 +25,26 @@ def known_architecture(value: str, table: Mapping[str, object]) -> str:
     return value
 
 
-def tile_at_least_32(value: tuple[int, int]) -> tuple[int, int]:
-    """A tiled module's ``tile_size`` check: tiles smaller than 32 x 32 leave the network nothing to see."""
-    if value[0] < 32 or value[1] < 32:
-        raise ValueError(f"tile size must be at least 32 x 32, got {value[0]} x {value[1]}")
+def check_side_limit(value: tuple[int, int], what: str) -> tuple[int, int]:
+    """Refuse a network input (region or tile) wider or taller than the runtime's ``input_side`` limit.
+
+    An exported package with a larger input is refused at load, and such an input would exhaust memory long
+    before training finishes; the limit is the one :mod:`astrocyte_lab.runtime.limits` applies (8192 pixels a
+    side, raisable by ``ASTROCYTE_MAX_INPUT_SIDE``).
+    """
+    side = limit("input_side")
+    if value[0] > side or value[1] > side:
+        raise ValueError(f"{what} {value[0]} x {value[1]} is above the limit of {side} pixels a side; set "
+                         f"{env_name('input_side')} to raise it, or use tiling")
     return value
+
+
+def tile_at_least_32(value: tuple[int, int]) -> tuple[int, int]:
+    """A tiled module's ``tile_size`` check: from 32 x 32 (smaller tiles leave the network nothing to see) up to
+    the input side limit (:func:`check_side_limit`)."""
+    if value[0] < MIN_TILE_SIDE or value[1] < MIN_TILE_SIDE:
+        raise ValueError(f"tile size must be at least {MIN_TILE_SIDE} x {MIN_TILE_SIDE}, got {value[0]} x {value[1]}")
+    return check_side_limit(value, "tile size")
 
 
 class TrainConfig(BaseModel):
@@ -37,8 +56,8 @@ class TrainConfig(BaseModel):
     epochs: int = Field(30, ge=1, le=100_000)
     learning_rate: float = Field(1e-3, ge=1e-8, le=1.0)
     early_stopping: bool = False
-    patience: int = Field(8, ge=1, description="epochs without validation improvement before stopping")
-    warmup_epochs: int = Field(0, ge=0, description="epochs before early stopping may trigger")
+    patience: int = Field(8, ge=1, le=100_000, description="epochs without validation improvement before stopping")
+    warmup_epochs: int = Field(0, ge=0, le=100_000, description="epochs before early stopping may trigger")
     scheduler: Literal["none", "exponential", "cyclic", "one_cycle"] = "one_cycle"
     gamma: float = Field(0.95, gt=0, le=1, description="decay per epoch of the exponential scheduler")
     optimizer: Literal["sgd", "adam"] = "adam"
@@ -59,9 +78,12 @@ class TrainConfig(BaseModel):
     @field_validator("region_size")
     @classmethod
     def _positive_size(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None and (value[0] < 8 or value[1] < 8):
-            raise ValueError(f"region size must be at least 8 x 8 pixels, got {value[0]} x {value[1]}")
-        return value
+        if value is None:
+            return None
+        if value[0] < MIN_REGION_SIDE or value[1] < MIN_REGION_SIDE:
+            raise ValueError(f"region size must be at least {MIN_REGION_SIDE} x {MIN_REGION_SIDE} pixels, got "
+                             f"{value[0]} x {value[1]}")
+        return check_side_limit(value, "region size")
 
     @model_validator(mode="after")
     def _warmup_within_epochs(self) -> TrainConfig:

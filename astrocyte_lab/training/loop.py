@@ -15,17 +15,17 @@ from torch.utils.data import DataLoader
 
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.training.config import TrainConfig
+from astrocyte_lab.training.devices import OutOfMemory, advise_on_out_of_memory
 from astrocyte_lab.training.jobs import JobContext
+
+__all__ = ["DIVERGENCE_FACTOR", "EvaluateFn", "FitResult", "OutOfMemory", "TrainingDiverged", "fit", "make_optimizer",
+           "make_scheduler"]
 
 DIVERGENCE_FACTOR = 1e3  # a batch loss this many times the first epoch's mean counts as exploding
 
 
 class TrainingDiverged(AstrocyteError):
     """The loss became NaN/inf or exploded; the message says what to change."""
-
-
-class OutOfMemory(AstrocyteError):
-    """The device ran out of memory; lower the batch size or the region size."""
 
 
 @dataclass
@@ -71,8 +71,17 @@ def fit(model: nn.Module, train_loader: DataLoader, loss_fn: Callable[[nn.Module
     """Train ``model``; return the weights of the epoch with the lowest ``monitor`` value.
 
     ``loss_fn(model, batch)`` moves the batch to the device and returns the loss; ``evaluate(model)`` runs
-    validation and returns metrics including ``monitor``.
+    validation and returns metrics including ``monitor``. Running out of memory anywhere in the loop (loading
+    a batch, the step, validation), on the GPU or the CPU, raises :class:`OutOfMemory` with advice.
     """
+    with advise_on_out_of_memory("training", batch_size=config.batch_size, region_size=config.region_size,
+                                 device=str(device)):
+        return _fit(model, train_loader, loss_fn, evaluate, config, context, device, trainable, monitor)
+
+
+def _fit(model: nn.Module, train_loader: DataLoader, loss_fn: Callable[[nn.Module, object], torch.Tensor],
+         evaluate: EvaluateFn, config: TrainConfig, context: JobContext, device: torch.device,
+         trainable: list[torch.nn.Parameter] | None, monitor: str) -> FitResult:
     params = trainable if trainable is not None else [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, config)
     steps = len(train_loader)
@@ -96,21 +105,14 @@ def fit(model: nn.Module, train_loader: DataLoader, loss_fn: Callable[[nn.Module
         for batch in train_loader:
             context.check_cancelled()
             optimizer.zero_grad(set_to_none=True)
-            try:
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    loss = loss_fn(model, batch)
-                scaler.scale(loss).backward()
-                if config.max_grad_norm:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-            except torch.OutOfMemoryError as exc:
-                raise OutOfMemory(_oom_message(config)) from exc
-            except RuntimeError as exc:
-                if "out of memory" in str(exc).lower():
-                    raise OutOfMemory(_oom_message(config)) from exc
-                raise
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                loss = loss_fn(model, batch)
+            scaler.scale(loss).backward()
+            if config.max_grad_norm:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
             if per_batch and scheduler is not None:
                 scheduler.step()
             value = float(loss.detach())
@@ -151,8 +153,3 @@ def _check_divergence(value: float, reference: float | None, epoch: int, step: i
         f"{config.learning_rate:g}, try {config.learning_rate / 10:g}), use the one-cycle scheduler, or check the "
         "labels for errors")
 
-
-def _oom_message(config: TrainConfig) -> str:
-    size = f"{config.region_size[0]} x {config.region_size[1]}" if config.region_size else "the dataset size"
-    return (f"out of memory with batch size {config.batch_size} at region size {size}: lower the batch size "
-            "or the region size (image size), or pick a device with more memory")

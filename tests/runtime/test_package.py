@@ -13,6 +13,7 @@ import pytest
 
 from astrocyte_lab.runtime import (
     FORMAT_VERSION,
+    AstromodelError,
     FormatVersionError,
     PackageError,
     load_package,
@@ -190,3 +191,176 @@ def test_model_and_metadata_must_agree(make_package: Callable[..., Any]) -> None
     path, _ = make_package("f.astromodel", metadata=continual_metadata(["a"], [1]), prototypes=np.ones((1, 4)))
     with pytest.raises(PackageError, match="embedding has 5 values but the prototypes have 4"):
         load_package(path)
+
+
+# ------------------------------------------------------------------------------------------------ limits (issue 19)
+
+def _zero_member(path: Path, valid: Path, name: str, size: int) -> Path:
+    """A copy of the package ``valid`` with a deflated member of ``size`` zero bytes added (a zip bomb)."""
+    with zipfile.ZipFile(valid) as source, zipfile.ZipFile(path, "w") as archive:
+        for info in source.infolist():
+            archive.writestr(info, source.read(info))
+        info = zipfile.ZipInfo(name)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with archive.open(info, "w", force_zip64=True) as member:
+            chunk = bytes(1 << 24)
+            for _ in range(size // len(chunk)):
+                member.write(chunk)
+    return path
+
+
+def test_zero_bomb_member_is_refused_before_it_is_read(make_package: Callable[..., Any], tmp_path: Path) -> None:
+    import tracemalloc
+
+    valid, _ = make_package()
+    bomb = _zero_member(tmp_path / "bomb.astromodel", valid, "zeros.bin", 288 << 20)
+    assert bomb.stat().st_size < 2 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(PackageError, match=r"bomb\.astromodel: compression ratio .* ASTROCYTE_MAX_ARCHIVE_RATIO"):
+            load_package(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+
+
+def test_package_size_limits_come_from_the_environment(make_package: Callable[..., Any], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    valid, _ = make_package()
+    monkeypatch.setenv("ASTROCYTE_MAX_PACKAGE_BYTES", "1000")
+    with pytest.raises(PackageError, match=r"uncompressed size .* above the limit of 1,000; set "
+                                           "ASTROCYTE_MAX_PACKAGE_BYTES"):
+        read_package(valid)
+    monkeypatch.delenv("ASTROCYTE_MAX_PACKAGE_BYTES")
+    monkeypatch.setenv("ASTROCYTE_MAX_ARCHIVE_MEMBERS", "1")
+    with pytest.raises(PackageError, match="declares 2 members"):
+        read_package(valid)
+    monkeypatch.setenv("ASTROCYTE_MAX_ARCHIVE_MEMBERS", "many")
+    with pytest.raises(AstromodelError, match="ASTROCYTE_MAX_ARCHIVE_MEMBERS='many': expected a positive integer"):
+        read_package(valid)
+
+
+def _central_entry(data: bytes, name: str) -> int:
+    """Offset of ``name``'s central directory entry in the zip bytes ``data``."""
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        length = int.from_bytes(data[at + 28:at + 30], "little")
+        if data[at + 46:at + 46 + length] == name.encode():
+            return at
+        at = data.find(b"PK\x01\x02", at + 1)
+    raise AssertionError(f"{name} not found")
+
+
+def test_member_longer_than_declared_is_refused(make_package: Callable[..., Any], tmp_path: Path) -> None:
+    valid, _ = make_package()
+    data = bytearray(valid.read_bytes())
+    entry = _central_entry(bytes(data), "model.onnx")
+    declared = int.from_bytes(data[entry + 24:entry + 28], "little")
+    data[entry + 24:entry + 28] = (declared - 10).to_bytes(4, "little")  # the stream now holds more than declared
+    broken = tmp_path / "longer.astromodel"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(PackageError, match=r"longer\.astromodel"):
+        read_package(broken)
+
+
+@pytest.mark.parametrize(("name", "mode"), [("../escape.txt", 0o100644), ("/etc/passwd", 0o100644),
+                                            ("a/../../b", 0o100644), ("C:evil", 0o100644),
+                                            ("link", 0o120777), ("fifo", 0o010644)])
+def test_unsafe_members_are_refused(make_package: Callable[..., Any], tmp_path: Path, name: str, mode: int) -> None:
+    valid, _ = make_package()
+    path = tmp_path / "unsafe.astromodel"
+    with zipfile.ZipFile(valid) as source, zipfile.ZipFile(path, "w") as archive:
+        for info in source.infolist():
+            archive.writestr(info, source.read(info))
+        info = zipfile.ZipInfo(name)
+        info.external_attr = mode << 16
+        archive.writestr(info, b"/tmp")
+    with pytest.raises(PackageError, match=r"unsafe\.astromodel: member .*(unsafe|not a plain file)"):
+        read_package(path)
+
+
+def test_duplicate_and_encrypted_members_are_refused(make_package: Callable[..., Any], tmp_path: Path) -> None:
+    valid, _ = make_package()
+    path = tmp_path / "twice.astromodel"
+    with zipfile.ZipFile(valid) as source, zipfile.ZipFile(path, "w") as archive:
+        for info in source.infolist():
+            archive.writestr(info, source.read(info))
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            archive.writestr("model.onnx", b"other")
+    with pytest.raises(PackageError, match="appears twice"):
+        read_package(path)
+    data = bytearray(valid.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # set the "encrypted" flag bit
+        at = data.find(signature)
+        while at >= 0:
+            data[at + offset] |= 1
+            at = data.find(signature, at + 1)
+    encrypted = tmp_path / "encrypted.astromodel"
+    encrypted.write_bytes(bytes(data))
+    with pytest.raises(PackageError, match="encrypted"):
+        read_package(encrypted)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b'{"format": "astromodel", "format_version": NaN}', "NaN is not allowed"),
+    (b'{"a": ' + b"[" * 200 + b"]" * 200 + b"}", "nested 201 levels deep"),
+    (b'{"name": "\xff"}', "not UTF-8"),
+    (b'{"name": 1', "line 1 column 11"),
+])
+def test_metadata_is_strict_json(tmp_path: Path, text: bytes, message: str) -> None:
+    path = raw_package(tmp_path / "strict.astromodel", {"metadata.json": text, "model.onnx": b"x"})
+    with pytest.raises(PackageError, match=rf"strict\.astromodel: metadata\.json is not valid JSON \(.*{message}"):
+        read_package(path)
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"width": 10 ** 9}, "input.width is 1000000000, above the limit of 8192"),
+    ({"height": 0}, "input.height must be a positive integer"),
+    ({"width": 24.0}, "input.width must be a positive integer"),
+    ({"width": "24"}, "input.width must be a positive integer"),
+    ({"width": True}, "input.width must be a positive integer"),
+    ({"channels": 4}, "input.channels must be 1 or 3"),
+    ({"width": 10 ** 400}, r"input.width is 1000.*\.\.\., above the limit"),
+])
+def test_absurd_input_size_is_refused_at_load(make_package: Callable[..., Any], tmp_path: Path,
+                                               changes: dict[str, Any], field: str) -> None:
+    valid, _ = make_package()
+    with zipfile.ZipFile(valid) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+        model = archive.read("model.onnx")
+    metadata["input"].update(changes)
+    path = raw_package(tmp_path / "absurd.astromodel", {"metadata.json": metadata, "model.onnx": model})
+    with pytest.raises(PackageError, match=rf"absurd\.astromodel: {field}"):
+        load_package(path)
+
+
+def test_input_pixels_and_crop_are_checked_against_the_pixel_limit(make_package: Callable[..., Any], tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    valid, _ = make_package()
+    with zipfile.ZipFile(valid) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+        model = archive.read("model.onnx")
+    monkeypatch.setenv("ASTROCYTE_MAX_IMAGE_PIXELS", "300")
+    path = raw_package(tmp_path / "pixels.astromodel", {"metadata.json": metadata, "model.onnx": model})
+    with pytest.raises(PackageError, match=r"pixels\.astromodel: input: image size 24 x 16 \(pixels\) is 384, above "
+                                           "the limit of 300; set ASTROCYTE_MAX_IMAGE_PIXELS"):
+        load_package(path)
+    monkeypatch.delenv("ASTROCYTE_MAX_IMAGE_PIXELS")
+    metadata["roi"] = {"crop": [0, 0, 100_000, 100_000], "mask": None}
+    path = raw_package(tmp_path / "crop.astromodel", {"metadata.json": metadata, "model.onnx": model})
+    with pytest.raises(PackageError, match=r"crop\.astromodel: roi\.crop \[0, 0, 100000, 100000\]: image size"):
+        load_package(path)
+
+
+def test_prototypes_header_cannot_declare_more_than_it_holds() -> None:
+    import io
+
+    from numpy.lib import format as npy
+
+    buffer = io.BytesIO()
+    npy.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": (10 ** 6, 10 ** 6)})
+    buffer.write(np.zeros(6, np.float32).tobytes())
+    with pytest.raises(PackageError, match=r"p\.astromodel: the prototypes cannot be decoded \(the header declares "
+                                           r"shape \(1000000, 1000000\)"):
+        decode_prototypes(buffer.getvalue(), "p.astromodel")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -250,3 +251,125 @@ def test_load_image_errors(tmp_path: Path) -> None:
     with warnings.catch_warnings(), pytest.raises(PreprocessError, match="cut.png"):
         warnings.simplefilter("ignore")
         load_image(good)
+
+
+# ------------------------------------------------------------------------------------------------ limits (issue 19)
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width x height`` 8-bit grey pixels and holds none."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + \
+        chunk(b"IEND", b"")
+
+
+def test_images_above_the_pixel_limit_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header(100_000, 100_000))
+    with pytest.raises(PreprocessError, match=r"bomb\.png: .*decompression-bomb"):
+        load_image(bomb)
+    monkeypatch.setenv("ASTROCYTE_MAX_IMAGE_PIXELS", "1000")
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(small)
+    with pytest.raises(PreprocessError, match=r"small\.png: image size 40 x 30 \(pixels\) is 1,200, above the limit "
+                                              "of 1,000; set ASTROCYTE_MAX_IMAGE_PIXELS to raise it"):
+        load_image(small)
+    with pytest.raises(PreprocessError, match="image: image size 40 x 30"):
+        preprocess(np.zeros((30, 40, 3), np.uint16), META)
+    with Image.open(small) as im, pytest.raises(PreprocessError, match="image size 40 x 30"):
+        from astrocyte_lab.runtime.preprocess import image_from_pil
+
+        image_from_pil(im)
+
+
+def test_a_20000_by_20000_16_bit_array_is_refused_without_allocating() -> None:
+    from astrocyte_lab.runtime import preprocess_full
+
+    huge = np.broadcast_to(np.zeros((), np.uint16), (20_000, 20_000))  # declares 800 MB, holds 2 bytes
+    for fn in (preprocess, preprocess_full):
+        assert _peak_bytes(_refused, fn, huge) < 1 << 20
+
+
+def _refused(fn: Any, image: np.ndarray) -> None:
+    with pytest.raises(PreprocessError, match=r"image size 20000 x 20000 \(pixels\) is 400,000,000, above the limit "
+                                              "of 268,435,456; set ASTROCYTE_MAX_IMAGE_PIXELS"):
+        fn(image, META)
+
+
+def _peak_bytes(fn: object, *args: object) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn(*args)  # type: ignore[operator]
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_16_bit_conversion_makes_no_full_size_float_copy() -> None:
+    from astrocyte_lab.runtime import preprocess_full
+
+    image = (np.arange(2000 * 3000, dtype=np.uint32) % 4096).astype(np.uint16).reshape(2000, 3000, 1)
+    image = np.repeat(image, 3, axis=2)  # 36 MB; a float32 copy is 72 MB
+    settings = meta(bit_depth=12)
+    assert _peak_bytes(preprocess, image, settings) < image.nbytes // 4
+    output = 2000 * 3000 * 3 * 4
+    assert _peak_bytes(preprocess_full, image, settings) < output + image.nbytes // 2
+
+
+def test_float_files_convert_without_a_float64_copy() -> None:
+    from astrocyte_lab.runtime.preprocess import image_from_pil
+
+    values = np.random.default_rng(3).random((1500, 2000)).astype(np.float32) * 3.0
+    values[0, 0] = np.nan
+    im = Image.fromarray(values, mode="F")
+    peak = _peak_bytes(image_from_pil, im)
+    converted = image_from_pil(im)
+    finite = np.nan_to_num(values.astype(np.float64))
+    assert np.array_equal(converted[:, :, 0], np.clip(finite * (65535.0 / finite.max()), 0, 65535).astype(np.uint16))
+    assert peak < 3 * values.nbytes  # decoding (2x) and the uint16 result; the old float64 copies took 7x
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_refused(bad: float) -> None:
+    from astrocyte_lab.runtime import preprocess_full
+
+    image = np.full((300, 20, 3), 0.5, np.float32)
+    image[290, 7, 1] = bad
+    for fn in (preprocess, preprocess_full):
+        with pytest.raises(PreprocessError, match=rf"pixel \(x=7, y=290\) is \[0.5, {bad}, 0.5\]: NaN and infinite"):
+            fn(image, META)
+    preprocess(image, META, roi={"crop": [0, 0, 20, 200]})  # outside the crop: not used, not refused
+
+
+def test_non_finite_pixels_give_an_error_not_a_nan_score(make_package: object) -> None:
+    from astrocyte_lab.runtime import load_package
+
+    path, _ = make_package()  # type: ignore[operator]
+    image = np.full((30, 40, 3), 0.5, np.float64)
+    image[3, 4, 0] = np.nan
+    with pytest.raises(PreprocessError, match="NaN and infinite"):
+        load_package(path).predict(image)
+
+
+def _resize_in_child() -> None:
+    resize_bilinear(np.zeros((1000, 1000, 1), np.float32), 1100, 1000)
+
+
+def test_resize_bands_work_in_a_forked_child() -> None:
+    import multiprocessing
+
+    _resize_in_child()  # the band pool now has threads in this process, which a forked child does not inherit
+    child = multiprocessing.get_context("fork").Process(target=_resize_in_child)
+    child.start()
+    child.join(30)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        pytest.fail("a forked child waited for ever on the parent's resize pool")
+    assert child.exitcode == 0

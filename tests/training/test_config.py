@@ -36,3 +36,35 @@ def test_round_trip_and_architecture_check() -> None:
     assert again == config
     with pytest.raises(ValidationError, match="unknown architecture"):
         ClassificationConfig(architecture="vgg11")
+
+
+@pytest.mark.parametrize(("config", "field", "value", "message"), [
+    ("train", "region_size", (100_000, 512), r"region size 100000 x 512 is above the limit of 8192 pixels a side"),
+    ("train", "region_size", (512, 8193), r"region size 512 x 8193 is above the limit of 8192"),
+    ("segmentation", "tile_size", (65_536, 65_536), r"tile size 65536 x 65536 is above the limit of 8192"),
+    ("anomaly", "tile_size", (256, 10 ** 9), r"tile size 256 x 1000000000 is above the limit"),
+    ("detection", "tile_size", (16_384, 512), r"detection input size 16384 x 512 is above the limit"),
+    ("detection", "region_size", (8_224, 8_224), r"8224 x 8224 is above the limit"),
+    ("anomaly", "coreset_candidates", 10 ** 12, "coreset_candidates"),
+    ("detection", "teacher_epochs", 10 ** 9, "teacher_epochs"),
+])
+def test_absurd_sizes_are_refused_at_config_time(config: str, field: str, value: object, message: str) -> None:
+    from astrocyte_lab.modules.anomaly.config import AnomalyConfig
+    from astrocyte_lab.modules.detection.config import DetectionConfig
+    from astrocyte_lab.modules.segmentation.config import SegmentationConfig
+
+    kind = {"train": TrainConfig, "segmentation": SegmentationConfig, "anomaly": AnomalyConfig,
+            "detection": DetectionConfig}[config]
+    with pytest.raises(ValidationError, match=message) as raised:
+        kind(**{field: value})
+    assert field in str(raised.value)
+    kind()  # the defaults stay valid
+    with pytest.raises(ValidationError, match=field):
+        setattr(kind(), field, value)
+
+
+def test_size_bound_follows_the_runtime_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match="ASTROCYTE_MAX_INPUT_SIDE"):
+        TrainConfig(region_size=(10_000, 512))
+    monkeypatch.setenv("ASTROCYTE_MAX_INPUT_SIDE", "12000")
+    assert TrainConfig(region_size=(10_000, 512)).region_size == (10_000, 512)

@@ -33,8 +33,9 @@ class AnomalyConfig(TrainConfig):
     algorithm: Literal["patchcore", "padim"] = "patchcore"
     coreset_ratio: float = Field(0.01, gt=0.0, le=1.0, description="share of training patches kept (PatchCore)")
     memory_bank_size: int = Field(8192, ge=1, le=1_000_000, description="most patches the memory bank keeps")
-    coreset_candidates: int = Field(400_000, ge=1000, description="patches drawn at random before the greedy "
-                                                                      "coreset (bounds fit time and memory)")
+    coreset_candidates: int = Field(400_000, ge=1000, le=100_000_000,
+                                    description="patches drawn at random before the greedy coreset (bounds fit time "
+                                                "and memory)")
     coreset_per_step: int = Field(64, ge=1, le=1024, description="coreset entries added per pass over the "
                                                                  "candidates (1 = classic greedy)")
     coreset_projection: int = Field(32, ge=8, le=1024, description="random projection width for the coreset")

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from astrocyte_lab.modules.detection.registry import DEFAULT_DETECTION_ARCHITECTURE, DETECTION_ARCHITECTURES
-from astrocyte_lab.training.config import TrainConfig, known_architecture
+from astrocyte_lab.training.config import TrainConfig, check_side_limit, known_architecture
 
 STRIDE = 32
 MIN_INPUT = 224
@@ -38,7 +38,7 @@ class DetectionAugmentation(BaseModel):
     photometric: float = Field(0.4, ge=0, le=1)
     hue: float = Field(0.015, ge=0, le=0.5)
     mosaic: float = Field(1.0, ge=0, le=1)
-    close_mosaic: int = Field(5, ge=0)
+    close_mosaic: int = Field(5, ge=0, le=100_000)
 
     def ultralytics(self) -> dict:
         return {"fliplr": self.horizontal_flip, "flipud": self.vertical_flip, "degrees": self.rotate,
@@ -68,7 +68,7 @@ class DetectionConfig(TrainConfig):
     optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: float = Field(0.937, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0, le=1)
-    lr_warmup: float = Field(3.0, ge=0, description="learning-rate warm-up, in epochs")
+    lr_warmup: float = Field(3.0, ge=0, le=100_000, description="learning-rate warm-up, in epochs")
     confidence: float = Field(0.25, gt=0, lt=1)
     overlap: float = Field(0.45, gt=0, le=1)
     max_detections: int = Field(200, ge=1, le=MAX_DETECTIONS)
@@ -79,7 +79,7 @@ class DetectionConfig(TrainConfig):
     self_training: bool = False
     pseudo_confidence: float = Field(0.5, gt=0, lt=1)
     pseudo_weight: float = Field(0.5, gt=0, le=1)
-    teacher_epochs: int | None = Field(None, ge=1, description="teacher epochs (None: same as epochs)")
+    teacher_epochs: int | None = Field(None, ge=1, le=100_000, description="teacher epochs (None: same as epochs)")
     augmentation: DetectionAugmentation = Field(default_factory=DetectionAugmentation)  # type: ignore[assignment]
 
     @field_validator("architecture")
@@ -103,10 +103,12 @@ class DetectionConfig(TrainConfig):
 
 
 def check_input_size(size: tuple[int, int]) -> None:
+    """A detection region or tile: multiples of the stride, from 224 up to the input side limit."""
     width, height = size
     if width % STRIDE or height % STRIDE or width < MIN_INPUT or height < MIN_INPUT:
         raise ValueError(f"detection input size must be multiples of {STRIDE} and at least {MIN_INPUT} x "
                          f"{MIN_INPUT}, got {width} x {height}")
+    check_side_limit((width, height), "detection input size")
 
 
 def round_up(value: int) -> int:
