@@ -30,7 +30,7 @@ def coreset_size(patches: int, ratio: float, cap: int) -> int:
 
 @torch.no_grad()
 def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 32, max_candidates: int = 50_000,
-                   per_step: int = 1, seed: int = 0,
+                   per_step: int = 1, seed: int = 0, device: torch.device | str | None = None,
                    progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Indices (into ``features``' rows) of ``size`` patches chosen by greedy k-center selection.
 
@@ -38,28 +38,30 @@ def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 32, m
     distance to its nearest chosen centre is largest. ``per_step`` > 1 adds that many of the farthest
     candidates at once (one pass over the candidates per step instead of one per centre: faster, slightly
     less even; capped so that there are at least ``LEAST_PASSES`` passes). ``progress(done, size)`` is called
-    now and then.
+    now and then. The random draws come from a CPU generator (the same choices for a seed); the distances are
+    computed on ``device`` (default: where ``features`` are), and the indices returned are on the CPU.
     """
     total = features.shape[0]
     if size >= total:
         return torch.arange(total)
     generator = torch.Generator().manual_seed(seed)
+    device = torch.device(device) if device is not None else features.device
     if total > max_candidates:
         candidates = torch.randperm(total, generator=generator)[:max_candidates]
-        points = features[candidates].float()
+        points = features[candidates.to(features.device)].to(device).float()
     else:  # every patch is a candidate: no copy of the features
-        candidates, points = torch.arange(total), features.float()
+        candidates, points = torch.arange(total), features.to(device).float()
     if points.shape[1] > projection:
         matrix = torch.randn(points.shape[1], projection, generator=generator) / projection ** 0.5
-        points = points @ matrix
+        points = points @ matrix.to(device)
     points = points.contiguous()
     norms = (points * points).sum(1)
-    nearest = torch.full((points.shape[0],), float("inf"))
+    nearest = torch.full((points.shape[0],), float("inf"), device=device)
     width = max(1, min(per_step, size // LEAST_PASSES))  # a small bank still takes many passes: evenly spread
-    products = torch.empty(points.shape[0], width)
-    step_min = torch.empty(points.shape[0])
-    chosen = torch.empty(size, dtype=torch.long)
-    picks = torch.randint(points.shape[0], (1,), generator=generator)
+    products = torch.empty(points.shape[0], width, device=device)
+    step_min = torch.empty(points.shape[0], device=device)
+    chosen = torch.empty(size, dtype=torch.long, device=device)
+    picks = torch.randint(points.shape[0], (1,), generator=generator).to(device)
     done, every = 0, max(1, size // 50)
     while done < size:
         picks = picks[:size - done]
@@ -76,4 +78,4 @@ def greedy_coreset(features: torch.Tensor, size: int, *, projection: int = 32, m
             picks = torch.topk(nearest, min(width, size - done)).indices if width > 1 else nearest.argmax()[None]
         if progress is not None and done % every < count:
             progress(done, size)
-    return candidates[chosen]
+    return candidates[chosen.cpu()]

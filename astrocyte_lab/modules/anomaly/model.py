@@ -21,6 +21,10 @@ score is anomalib's and the map the reconstruction error upsampled (``nll`` has 
 With the defect segmenter of :mod:`segmenter` (PatchCore only), ``forward`` returns a third tensor,
 ``score_map``: PatchCore's own map, which the score is taken from, while ``anomaly_map`` adds the
 segmenter's bilinearly upsampled output to it.
+
+Devices: every tensor the network uses is a parameter or buffer of one of its modules, so ``.to(device)``
+moves all of it, and whatever is fitted later (memory bank, layout term, segmenter, Gaussians, PCA) is put
+on :attr:`AnomalyNet.device` by the method that installs it: callers may fit on the CPU and hand it over.
 """
 
 from __future__ import annotations
@@ -111,6 +115,11 @@ class AnomalyNet(nn.Module):
         """The timm feature network inside anomalib's feature extractor."""
         return self.model.feature_extractor.feature_extractor
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network's tensors live (a buffer that every ``.to()`` moves with the rest)."""
+        return self.blur.row.device
+
     @staticmethod
     def _three(x: torch.Tensor) -> torch.Tensor:
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
@@ -141,19 +150,40 @@ class AnomalyNet(nn.Module):
         return m.get_features(x)[0]
 
     def set_memory_bank(self, bank: torch.Tensor) -> None:
-        self.model.memory_bank = bank.float().contiguous()
+        """Install PatchCore's ``(M, D)`` memory bank (chosen wherever) on the network's device."""
+        self.model.memory_bank = bank.detach().to(self.device, torch.float32).contiguous()
 
     def set_layout(self, layout: LayoutModel | None) -> None:
-        """Add (or remove) the whole-image layout term to PatchCore's patch distances."""
+        """Add (or remove) the whole-image layout term to PatchCore's patch distances (moved to the device)."""
         if self.kind != "patchcore" and layout is not None:
             raise ValueError("the layout model is an addition to PatchCore only")
-        self.layout = layout
+        self.layout = None if layout is None else layout.to(self.device)
 
     def set_segmenter(self, segmenter: DefectSegmenter | None) -> None:
         """Add (or remove) the learned defect segmenter's term to PatchCore's heatmap (not to the score)."""
         if self.kind != "patchcore" and segmenter is not None:
             raise ValueError("the defect segmenter is an addition to PatchCore only")
-        self.segmenter = segmenter
+        self.segmenter = None if segmenter is None else segmenter.to(self.device)
+
+    def fit_gaussian(self, embeddings: torch.Tensor) -> None:
+        """Fit PaDiM's per-position Gaussians on ``(N, D, h, w)`` Normal embeddings, on the network's device."""
+        if self.kind != "padim":
+            raise ValueError("per-position Gaussians belong to PaDiM only")
+        self.model.gaussian.fit(embeddings.to(self.device))
+
+    def fit_dfm(self, features: torch.Tensor, score_type: str, components: float) -> None:
+        """Fit DFM's PCA (and Gaussian) on ``(N, F)`` Normal feature vectors, on the network's device."""
+        from anomalib.models.components import PCA
+        from anomalib.models.image.dfm.torch_model import SingleClassGaussian
+
+        if self.kind != "dfm":
+            raise ValueError("the feature PCA belongs to DFM only")
+        m = self.model
+        m.pca_model, m.gaussian_model = PCA(components).to(self.device), SingleClassGaussian().to(self.device)
+        m.score_type, m.n_components = score_type, components
+        m.memory_bank = [features.to(self.device)]
+        m.fit()
+        _adopt_tensor_attributes(m.pca_model)
 
     def output_roles(self) -> dict[str, str]:
         """The runtime role -> output name of what :meth:`forward` returns, in order."""
@@ -232,6 +262,15 @@ def nearest_distances(patches: torch.Tensor, bank: torch.Tensor) -> torch.Tensor
         partial = torch.addmm(rows.pow(2).sum(1), patches, rows.T, alpha=-2.0).amin(1)
         best = partial if best is None else torch.minimum(best, partial)
     return (best + patches.pow(2).sum(1)).clamp_min(0).sqrt()
+
+
+def _adopt_tensor_attributes(module: nn.Module) -> None:
+    """Turn tensors a fit left as plain attributes (anomalib's ``PCA.singular_values``) into non-persistent
+    buffers, so ``.to()`` moves them too while stored models keep their state-dict keys."""
+    for name, value in list(vars(module).items()):
+        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+            delattr(module, name)
+            module.register_buffer(name, value, persistent=False)
 
 
 def _trim(extractor: nn.Module) -> None:

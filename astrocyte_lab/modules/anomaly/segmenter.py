@@ -90,11 +90,13 @@ class DefectSegmenter(nn.Module):
 def fit_segmenter(defects: torch.Tensor, targets: torch.Tensor, normals: torch.Tensor, *, width: int = 32,
                   pool: int = 2, flips: int = 4, epochs: int = 12, batch_size: int = 32,
                   learning_rate: float = 5e-3, seed: int = 0, weight: float = 1.0,
+                  device: torch.device | str | None = None,
                   step: Callable[[int, int], None] | None = None) -> DefectSegmenter:
     """Train on embeddings of synthetic defects (``targets``: the share of each patch the defect covers,
     ``(S, 1, h, w)``) and of Normal images (target 0), with random flips (embeddings may be half precision, to
     halve their memory); ``step(done, total)`` is called
-    after every batch (progress, cancellation).
+    after every batch (progress, cancellation). The embeddings stay where they are (the CPU); each batch and
+    the network go to ``device`` (default: the CPU), so the same seed gives the same initial weights anywhere.
 
     One-cycle AdamW on binary cross-entropy. Input channels are standardised with the Normal embeddings'
     statistics, which are stored in the module so the exported graph does the same.
@@ -104,7 +106,8 @@ def fit_segmenter(defects: torch.Tensor, targets: torch.Tensor, normals: torch.T
                          f"{tuple(normals.shape)} do not match")
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = DefectSegmenter(defects.shape[1], width, pool, flips)
+    device = torch.device(device or "cpu")
+    model = DefectSegmenter(defects.shape[1], width, pool, flips).to(device)
     reference = normals.float()
     model.mean.copy_(reference.mean((0, 2, 3), keepdim=True))
     model.inv_std.copy_(1.0 / (reference.std((0, 2, 3), keepdim=True) + 1e-3))
@@ -122,7 +125,7 @@ def fit_segmenter(defects: torch.Tensor, targets: torch.Tensor, normals: torch.T
         order = torch.randperm(len(inputs), generator=generator)
         for first in range(0, per_epoch * batch_size, batch_size):
             chosen = order[first:first + batch_size]
-            x, y = inputs[chosen].float(), truth[chosen]
+            x, y = inputs[chosen].to(device).float(), truth[chosen].to(device)
             flips = [d for d, flip in ((-1, torch.rand((), generator=generator) < 0.5),
                                        (-2, torch.rand((), generator=generator) < 0.5)) if flip]
             if flips:
@@ -149,7 +152,8 @@ def calibrated_weight(segmenter: DefectSegmenter, patch_maps: torch.Tensor, embe
     images to that of PatchCore's ``patch_maps`` ``(N, 1, h, w)`` on the same images."""
     saved = segmenter.weight.clone()
     segmenter.weight.fill_(1.0)
-    probabilities = torch.cat([segmenter(chunk.float()) for chunk in embeddings.split(32)])
+    device = segmenter.mean.device
+    probabilities = torch.cat([segmenter(chunk.to(device).float()) for chunk in embeddings.split(32)])
     segmenter.weight.copy_(saved)
     patch_q = torch.quantile(patch_maps.float().flatten(), QUANTILE).item()
     probability_q = max(torch.quantile(probabilities.flatten(), QUANTILE).item(), LEAST_PROBABILITY)

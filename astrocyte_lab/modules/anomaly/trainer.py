@@ -41,7 +41,7 @@ from astrocyte_lab.modules.anomaly.segmenter import DefectSegmenter, calibrated_
 from astrocyte_lab.runtime.anomaly import AnomalyScorer, image_tiles
 from astrocyte_lab.runtime.preprocess import _mask_used, crop_image, preprocess_full, to_unit_range
 from astrocyte_lab.training.data import InputSpec, input_spec, seed_everything
-from astrocyte_lab.training.devices import resolve_device
+from astrocyte_lab.training.devices import advise_on_out_of_memory, resolve_device
 from astrocyte_lab.training.jobs import Job, JobContext
 from astrocyte_lab.training.runner import inline_context, open_dataset, start_training, stored_model, torch_state
 
@@ -162,17 +162,21 @@ def train(workspace: Workspace, dataset_name: str, model_name: str, config: Anom
     section: dict = {"granularity": config.granularity, "algorithm": kind, "heatmap_ratio": config.heatmap_ratio,
                      "tiling": tiling, "score": "model" if kind == "dfm" else "map_max", "heatmap": True}
     extra: dict = {}
-    if kind == "patchcore":
-        extra = _fit_patchcore(net, dataset, normal_ids, spec, tiling, config, units, seed, device, context)
-    elif kind == "padim":
-        _fit_padim(net, dataset, normal_ids, spec, tiling, config, units, device, context)
-    else:
-        extra = _fit_dfm(net, dataset, normal_ids, spec, tiling, config, seed, device, context)
-        section["heatmap"] = extra["score_type"] == "fre"
-    net = net.cpu().eval()
+    memory = {"batch_size": config.batch_size, "region_size": config.region_size,
+              "tile_size": config.tile_size if config.tiling else None, "device": str(device)}
+    with advise_on_out_of_memory(f"fitting the {kind} anomaly model", **memory):
+        if kind == "patchcore":
+            extra = _fit_patchcore(net, dataset, normal_ids, spec, tiling, config, units, seed, device, context)
+        elif kind == "padim":
+            _fit_padim(net, dataset, normal_ids, spec, tiling, config, units, device, context)
+        else:
+            extra = _fit_dfm(net, dataset, normal_ids, spec, tiling, config, seed, device, context)
+            section["heatmap"] = extra["score_type"] == "fre"
+    net = net.eval()
     section["threshold"] = 0.0
     probe = val_ids or [normal_ids[i] for i in np.random.default_rng(seed).permutation(len(normal_ids))[:PROBE]]
-    metrics, threshold = _validate(net, dataset, probe, spec, section, config, context)
+    with advise_on_out_of_memory("validating the anomaly model", **memory):
+        metrics, threshold = _validate(net, dataset, probe, spec, section, config, context, device)
     section["threshold"] = float(config.threshold if config.threshold is not None else threshold)
     section.update(extra)
     fitted = round(time.perf_counter() - started, 2)
@@ -242,7 +246,7 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
     context.emit("status", message=f"coreset: {size} of {seen} patches ({len(candidates)} candidates)")
     chosen = greedy_coreset(candidates, size, projection=config.coreset_projection,
                             max_candidates=config.coreset_candidates, per_step=config.coreset_per_step, seed=seed,
-                            progress=lambda step, n: (context.check_cancelled(),
+                            device=device, progress=lambda step, n: (context.check_cancelled(),
                                                       context.progress(step, n, "coreset")))
     net.set_memory_bank(candidates[chosen])
     extra = {"memory_bank": int(size), "patches": int(seen), "layout": None, "segmenter": None}
@@ -251,7 +255,7 @@ def _fit_patchcore(net, dataset, ids, spec, tiling, config, units, seed, device,
         distance_q = torch.quantile(net.bank_distances(sample.to(device)).cpu(), layout.QUANTILE).item()
         kernel = layout.pool_kernel(*embedding_shape)
         model = layout.LayoutModel.fit(torch.cat(grids), kernel, config.layout_variance, generator, distance_q)
-        net.set_layout(model.to(device))
+        net.set_layout(model)
         extra["layout"] = {"channels": model.channels, "grid": list(model.grid), "kernel": list(model.kernel),
                            "components": int(model.components.shape[0]), "weight": float(model.weight)}
         context.emit("status", message=f"layout model: {model.components.shape[0]} directions over a "
@@ -320,11 +324,11 @@ def _fit_segmenter(net, images: ImageCache, ids, spec, config, normals, held, se
         context.progress(min(count, first + config.batch_size), count, "synthetic defects")
     model = fit_segmenter(torch.cat(embeddings), torch.cat(targets), normals, width=SEGMENTER_WIDTH,
                           pool=SEGMENTER_POOL, flips=SEGMENTER_FLIPS, epochs=config.segmenter_epochs, seed=seed,
-                          step=lambda done, total: (context.check_cancelled(),
+                          device=device, step=lambda done, total: (context.check_cancelled(),
                                                     context.progress(done, total, "defect segmenter")))
     patch_maps = torch.cat([net.patch_map(chunk.float().to(device)).cpu() for chunk in held.split(32)])
     model.weight.fill_(calibrated_weight(model, patch_maps, held))
-    net.set_segmenter(model.to(device))
+    net.set_segmenter(model)
     return {"channels": model.channels, "width": model.width, "pool": model.pool, "flips": model.flips,
             "weight": float(model.weight),
             "synthetic": int(count), "normal": len(normals), "held_out": len(held)}
@@ -340,23 +344,13 @@ def _fit_padim(net, dataset, ids, spec, tiling, config, units, device, context) 
                                           context, units)))
     context.emit("status", message=f"fitting {embeddings.shape[2] * embeddings.shape[3]} Gaussians of "
                                    f"{embeddings.shape[1]} features")
-    net.model.gaussian.fit(embeddings)
+    net.fit_gaussian(embeddings)
 
 
 def _fit_dfm(net, dataset, ids, spec, tiling, config, seed, device, context) -> dict:
-    from anomalib.models.components import PCA
-    from anomalib.models.image.dfm.torch_model import SingleClassGaussian
-
     def features(image_ids, transform=None) -> torch.Tensor:
         batches = unit_batches(dataset, image_ids, spec, tiling, config.batch_size, transform)
         return torch.cat([net.embed(torch.from_numpy(b).to(device)).float().cpu() for b in batches])
-
-    def fit(data: torch.Tensor, score_type: str, ratio: float) -> None:
-        m = net.model
-        m.pca_model, m.gaussian_model, m.score_type, m.n_components = PCA(ratio), SingleClassGaussian(), \
-            score_type, ratio
-        m.memory_bank = [data.to(device)]
-        m.fit()
 
     normal = features(ids)
     chosen, exposure = ("fre", 0.97), None
@@ -372,14 +366,14 @@ def _fit_dfm(net, dataset, ids, spec, tiling, config, seed, device, context) -> 
         exposure = {}
         for score_type, ratio in DFM_VARIANTS:
             context.check_cancelled()
-            fit(normal[keep], score_type, ratio)
+            net.fit_dfm(normal[keep], score_type, ratio)
             with torch.no_grad():
                 scores = np.r_[_dfm_scores(net, normal[~keep]), _dfm_scores(net, synthetic)]
             exposure[f"{score_type}@{ratio}"] = postprocess.auroc(truth, scores)
         best = max(exposure, key=exposure.get)
         chosen = (best.split("@")[0], float(best.split("@")[1]))
         context.emit("status", message=f"outlier exposure AUROC {exposure}: keeping {best}")
-    fit(normal, *chosen)
+    net.fit_dfm(normal, *chosen)
     return {"score_type": chosen[0], "components": chosen[1], "outlier_exposure": exposure}
 
 
@@ -394,7 +388,7 @@ def _dfm_scores(net: AnomalyNet, flat: torch.Tensor) -> np.ndarray:
 def torch_scorer(net: AnomalyNet, spec: InputSpec, section: dict, device: torch.device | None = None,
                  ) -> AnomalyScorer:
     """The runtime's post-processing over the PyTorch model (what testing uses, and the package mirrors)."""
-    device = device or torch.device("cpu")
+    device = device or net.device
 
     roles = net.output_roles()
 
@@ -408,9 +402,9 @@ def torch_scorer(net: AnomalyNet, spec: InputSpec, section: dict, device: torch.
     return AnomalyScorer(metadata, mask_uint8(spec), run, "model")
 
 
-def _validate(net, dataset, ids, spec, section, config, context) -> tuple[dict, float]:
+def _validate(net, dataset, ids, spec, section, config, context, device=None) -> tuple[dict, float]:
     context.emit("status", message=f"scoring {len(ids)} validation images")
-    scorer = torch_scorer(net, spec, section)
+    scorer = torch_scorer(net, spec, section, device)
     truth = dataset.table.loc[ids, "ground_truth"].tolist()
     scores = []
     for first in range(0, len(ids), config.batch_size):
