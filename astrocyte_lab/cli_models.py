@@ -127,14 +127,14 @@ def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict(package: Path, images: Annotated[list[Path], typer.Argument(help="Image files.")]) -> None:
         """Run a package on images: prints label, score and milliseconds per image."""
-        from astrocyte_lab.runtime import load_package
+        from astrocyte_lab.runtime import AstromodelError, load_package
 
         try:
             predictor = load_package(package)
             for image in images:
                 result = predictor.predict(image)
                 typer.echo(f"{image}\t{result.label}\t{result.score:.4f}\t{result.ms:.1f} ms")
-        except AstrocyteError as exc:
+        except (AstrocyteError, AstromodelError) as exc:
             raise fail(exc) from exc
 
     @app.command("quickstart")
