@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import glob
+import io
 import json
+import os
 import shutil
 import tarfile
 import uuid
+from functools import partial
 from pathlib import Path
 
+from astrocyte_lab.data.jsonfile import read_json
+from astrocyte_lab.data.safe_archive import (
+    MissingMemberError,
+    check_members,
+    format_version,
+    open_tar,
+    read_manifest,
+    safe_extract,
+)
 from astrocyte_lab.data.store import FORMAT_VERSION, DatasetStore, batches_of
-from astrocyte_lab.errors import AstrocyteError, FormatVersionError
+from astrocyte_lab.errors import AstrocyteError, FormatVersionError, LimitError
 
 DATASET_MANIFEST = "astrocyte-dataset.json"
 BACKUP_MANIFEST = "astrocyte-backup.json"
@@ -37,17 +50,18 @@ def export_dataset(store: DatasetStore, file: Path) -> Path:
 
 
 def read_dataset_manifest(file: Path) -> dict:
-    try:
-        with tarfile.open(file, "r") as tar:
-            member = tar.extractfile(DATASET_MANIFEST)
-            if member is None:
-                raise KeyError(DATASET_MANIFEST)
-            manifest = json.loads(member.read())
-    except (tarfile.TarError, KeyError, json.JSONDecodeError, OSError) as exc:
-        raise AstrocyteError(f"{file}: not an astrocyte dataset export ({exc})") from exc
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise FormatVersionError(f"{file}: exported by a newer astrocyte-lab (format "
-                                 f"{manifest['format_version']} > {FORMAT_VERSION})")
+    """The export's manifest, read under the archive limits; refuse a non-export or a newer format."""
+    with open_tar(file) as tar:
+        check_members(tar, file)
+        try:
+            manifest = read_manifest(tar, DATASET_MANIFEST, file)
+        except MissingMemberError:
+            raise AstrocyteError(f"{file}: not an astrocyte dataset export (no {DATASET_MANIFEST})") from None
+    found = format_version(manifest, f"{file}:{DATASET_MANIFEST}")
+    if found > FORMAT_VERSION:
+        raise FormatVersionError(f"{file}: exported by a newer astrocyte-lab (format {found} > {FORMAT_VERSION})")
+    if not isinstance(manifest.get("name"), str):
+        raise AstrocyteError(f"{file}:{DATASET_MANIFEST}: 'name' must be a string")
     return manifest
 
 
@@ -56,35 +70,48 @@ def import_dataset(file: Path, destination: Path) -> None:
     read_dataset_manifest(file)
     staging = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.importing")
     try:
-        with tarfile.open(file, "r") as tar:
-            tar.extractall(staging, filter="data")  # refuses absolute paths, links out, traversal
+        safe_extract(file, staging)  # refuses links, devices, traversal and size bombs before writing
         (staging / DATASET_MANIFEST).unlink()
         _check_unpacked(staging, file)  # validates table and batches before the dataset becomes visible
         staging.rename(destination)
-    except (tarfile.TarError, OSError) as exc:
+    except OSError as exc:
         raise AstrocyteError(f"{file}: import failed ({exc})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _check_unpacked(staging: Path, file: Path) -> None:
-    """Refuse an export whose table is missing or damaged, or that lacks a batch the table uses."""
+    """Refuse an export whose table is missing or damaged, or that lacks (or has a damaged) batch the table uses."""
+    from astrocyte_lab.data.dataset import Dataset
+
     store = DatasetStore(staging)
     try:
-        table = store.load_table()
+        used = sorted(batches_of(store.load_table()))
+        Dataset(store).info()  # attributes, categories and objects must parse too
     except FormatVersionError:
         raise
-    except Exception as exc:  # AstrocyteError for a missing HEAD/version; zarr/xarray errors for damage
-        reason = str(exc).replace(str(staging), "export")
+    except LimitError as exc:
+        raise LimitError(f"{file}: {_hide_staging(exc, staging)}") from None
+    except Exception as exc:  # AstrocyteError for a missing HEAD/version; zarr/xarray/key errors for damage
+        reason = _hide_staging(exc, staging)
         raise AstrocyteError(f"{file}: damaged or incomplete dataset export ({reason})") from exc
-    missing = [f"{kind}/{batch}" for kind, batch in sorted(batches_of(table))
-               if not store.batch_path(kind, batch).is_dir()]
+    missing = [f"{kind}/{batch}" for kind, batch in used if not store.batch_path(kind, batch).is_dir()]
     if missing:
         raise AstrocyteError(f"{file}: incomplete dataset export, missing batches {missing}")
+    for kind, batch in used:
+        try:
+            store.open_batch(kind, batch)  # names, metadata and declared sizes of each batch
+        except AstrocyteError as exc:
+            raise AstrocyteError(f"{file}: damaged dataset export ({_hide_staging(exc, staging)})") from None
+
+
+def _hide_staging(exc: Exception, staging: Path) -> str:
+    """The message of ``exc`` with the temporary unpack folder shown as ``export``."""
+    return str(exc).replace(str(staging), "export").replace(staging.name, "export")
 
 
 def backup_workspace(root: Path, file: Path) -> Path:
-    """Pack the whole workspace (datasets, models, settings) into one tar file."""
+    """Pack the whole workspace (datasets, models, settings) into one tar file of folders and regular files."""
     file = Path(file)
     if file.resolve().is_relative_to(root.resolve()):
         raise AstrocyteError(f"{file}: the backup file must lie outside the workspace {root}")
@@ -95,45 +122,152 @@ def backup_workspace(root: Path, file: Path) -> Path:
             _add_bytes(tar, BACKUP_MANIFEST, json.dumps(manifest).encode())
             for child in sorted(root.iterdir()):
                 if not child.name.startswith("."):
-                    tar.add(child, child.name, filter=_skip_partials)
+                    tar.add(child, child.name, filter=partial(_backup_member, root))
         tmp.replace(file)
     finally:
         tmp.unlink(missing_ok=True)
     return file
 
 
+def read_backup_manifest(file: Path) -> dict:
+    """The backup's manifest, read under the archive limits; refuse a non-backup or a newer format."""
+    with open_tar(file) as tar:
+        check_members(tar, file)
+        try:
+            manifest = read_manifest(tar, BACKUP_MANIFEST, file)
+        except MissingMemberError:
+            raise AstrocyteError(f"{file}: not an astrocyte workspace backup (no {BACKUP_MANIFEST})") from None
+    if manifest.get("kind") != "workspace":
+        raise AstrocyteError(f"{file}: not an astrocyte workspace backup")
+    found = format_version(manifest, f"{file}:{BACKUP_MANIFEST}")
+    if found > FORMAT_VERSION:
+        raise FormatVersionError(f"{file}: made by a newer astrocyte-lab (format {found} > {FORMAT_VERSION})")
+    return manifest
+
+
 def restore_workspace(file: Path, root: Path, overwrite: bool = False) -> None:
-    """Unpack a backup into ``root``; an existing non-empty workspace needs ``overwrite``."""
+    """Unpack a backup into ``root``; an existing non-empty workspace needs ``overwrite``.
+
+    Nothing is left beside ``root`` when the backup is refused; the final swap is journalled so an interrupted
+    one is finished or rolled back by :func:`recover_restore` (called when the workspace is opened).
+    """
+    root = Path(os.path.abspath(root))
+    read_backup_manifest(file)
+    if root.exists() and not root.is_dir():
+        raise AstrocyteError(f"{root} is a file, not a workspace folder")
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise AstrocyteError(f"{root} is not empty: pass overwrite=True to replace it")
+    staging = root.with_name(f".{root.name}.{uuid.uuid4().hex[:8]}.restoring")
     try:
-        with tarfile.open(file, "r") as tar:
-            member = tar.extractfile(BACKUP_MANIFEST)
-            manifest = json.loads(member.read()) if member else None
-            if manifest is None or manifest.get("kind") != "workspace":
-                raise AstrocyteError(f"{file}: not an astrocyte workspace backup")
-            if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-                raise FormatVersionError(f"{file}: made by a newer astrocyte-lab")
-            if root.exists() and any(root.iterdir()) and not overwrite:
-                raise AstrocyteError(f"{root} is not empty: pass overwrite=True to replace it")
-            staging = root.with_name(f".{root.name}.{uuid.uuid4().hex[:8]}.restoring")
-            tar.extractall(staging, filter="data")
-    except (tarfile.TarError, KeyError, json.JSONDecodeError) as exc:
-        raise AstrocyteError(f"{file}: unreadable backup ({exc})") from exc
-    (staging / BACKUP_MANIFEST).unlink()
+        safe_extract(file, staging)
+        (staging / BACKUP_MANIFEST).unlink()
+        _swap_in(staging, root)
+    except OSError as exc:
+        raise AstrocyteError(f"{file}: restore into {root} failed ({exc.strerror or exc})") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def restore_journal(root: Path) -> Path:
+    """The file beside ``root`` that records a restore swap in progress."""
+    return root.with_name(f".{root.name}.restore-journal.json")
+
+
+def _swap_in(staging: Path, root: Path) -> None:
+    """Replace ``root`` by the complete ``staging`` folder: journal, two renames, then clean up.
+
+    A failure between the renames puts the old workspace back; a kill leaves the journal for
+    :func:`recover_restore`.
+    """
     old = root.with_name(f".{root.name}.{uuid.uuid4().hex[:8]}.old")
-    if root.exists():
-        root.rename(old)
-    staging.rename(root)
+    journal = restore_journal(root)
+    _atomic_write_text(journal, json.dumps({"staging": staging.name, "old": old.name}))
+    try:
+        if root.exists():
+            root.rename(old)
+        try:
+            staging.rename(root)
+        except BaseException:
+            if old.exists() and not root.exists():
+                old.rename(root)
+            raise
+    except BaseException:
+        journal.unlink(missing_ok=True)
+        raise
+    journal.unlink()
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
+def recover_restore(root: Path) -> None:
+    """Finish or roll back a restore swap that was interrupted (its journal is still beside ``root``).
 
+    With the workspace gone, the complete staging folder is moved in (finish) or else the previous workspace
+    is put back (roll back). With the workspace present, whichever of staging/old is left over is removed;
+    if both are, nothing is touched and the user is asked to check.
+    """
+    root = Path(os.path.abspath(root))
+    if not root.name:
+        return  # the file-system root: never a restore target
+    journal = restore_journal(root)
+    if not journal.is_file():
+        _recover_unjournalled(root)
+        return
+    staging, old = _journal_folders(journal, root)
+    if not root.exists():
+        if staging.is_dir():
+            staging.rename(root)  # the backup had been unpacked completely: finish the swap
+            shutil.rmtree(old, ignore_errors=True)
+        elif old.is_dir():
+            old.rename(root)  # roll back to the previous workspace
+    elif staging.exists() and old.exists():
+        raise AstrocyteError(f"{root}: an interrupted restore left both {staging.name} and {old.name} beside it; "
+                             f"keep the one you want as {root} and remove {journal}")
+    else:
+        shutil.rmtree(staging, ignore_errors=True)  # the swap never started: roll back
+        shutil.rmtree(old, ignore_errors=True)  # the swap had completed: drop the previous workspace
+    journal.unlink(missing_ok=True)
+
+
+def _recover_unjournalled(root: Path) -> None:
+    """Put back the one previous workspace a swap without journal (older astrocyte-lab) left beside a missing root."""
+    if root.exists() or not root.parent.is_dir():
+        return
+    olds = [p for p in root.parent.glob(f".{glob.escape(root.name)}.*.old") if (p / "workspace.json").is_file()]
+    if len(olds) == 1:
+        olds[0].rename(root)
+
+
+def _journal_folders(journal: Path, root: Path) -> tuple[Path, Path]:
+    """The staging and old folders a restore journal names (both must be siblings named after ``root``)."""
+    record = read_json(journal)
+    names = [record.get(key) if isinstance(record, dict) else None for key in ("staging", "old")]
+    for name in names:
+        if not isinstance(name, str) or "/" in name or "\\" in name or not name.startswith(f".{root.name}."):
+            raise AstrocyteError(f"{journal}: damaged restore journal; remove it once {root} is checked")
+    return root.with_name(names[0]), root.with_name(names[1])
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
 
 
-def _skip_partials(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+def _backup_member(root: Path, info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """Skip unfinished files and links (a restore refuses links); store a hard-linked file as a plain copy."""
     base = info.name.rsplit("/", 1)[-1]
-    return None if base.endswith((".partial", ".tmp", ".importing")) else info
+    if base.endswith((".partial", ".tmp", ".importing")):
+        return None
+    if info.islnk():
+        info.type, info.linkname = tarfile.REGTYPE, ""
+        info.size = (root / info.name).stat().st_size
+    return info if info.isreg() or info.isdir() else None

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
+import re
 import shutil
 import time
 import uuid
@@ -31,12 +33,18 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from astrocyte_lab.data.limits import check_image_pixels, check_limit
 from astrocyte_lab.errors import AstrocyteError, FormatVersionError, StorageError
 
 FORMAT_VERSION = 1
 KEEP_UNREFERENCED_SECONDS = 3600.0  # batches younger than this may belong to another open, unsaved session
 _COMPRESSOR = None
 SHARD_ITEMS = 16  # images per shard file: one file write per block instead of one per image
+HEAD_BYTES = 64  # a HEAD file holds one version name
+BATCH_KINDS = ("pixels", "masks")
+MAX_CHANNELS = 16  # a sanity bound on the channels a stored image declares
+_VERSION = re.compile(r"v[0-9]{6,12}")
+_BATCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}")
 
 
 class DatasetStore:
@@ -54,21 +62,46 @@ class DatasetStore:
         return self.head_file.is_file()
 
     def current_version(self) -> str:
+        """The version HEAD names; a missing, damaged or dangling HEAD raises a project error naming the dataset."""
         try:
-            version = self.head_file.read_text().strip()
+            raw = _read_small(self.head_file, HEAD_BYTES)
         except FileNotFoundError as exc:
             raise AstrocyteError(f"{self.root}: not a dataset (no HEAD file)") from exc
+        except OSError as exc:
+            raise DamagedDatasetError(f"dataset {self.root.name}: cannot read {self.head_file} "
+                                      f"({exc.strerror or exc})") from None
+        try:
+            version = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            version = None
+        if version is None or not _VERSION.fullmatch(version):
+            raise DamagedDatasetError(f"dataset {self.root.name}: damaged HEAD file {self.head_file} "
+                                      f"(expected a version name like v000001, found {raw[:40]!r})")
         if not (self.root / "versions" / f"{version}.zarr").is_dir():
             raise AstrocyteError(f"{self.head_file}: points at missing version {version!r}")
         return version
 
     def load_table(self, version: str | None = None) -> xr.Dataset:
+        """The table of ``version`` (default: HEAD's); a damaged one raises an error naming dataset and version."""
         version = version or self.current_version()
+        if not _VERSION.fullmatch(version):
+            raise AstrocyteError(f"dataset {self.root.name}: invalid version name {version!r}")
         path = self.root / "versions" / f"{version}.zarr"
-        table = xr.open_zarr(path, consolidated=False).load()
+        try:
+            _check_table_size(path, self.root.name, version)
+            table = xr.open_zarr(path, consolidated=False).load()
+        except AstrocyteError:
+            raise
+        except Exception as exc:  # zarr/numcodecs/xarray raise many types for damaged metadata or chunks, and a
+            # damaged variable-length chunk can declare billions of items (MemoryError; real tables are bounded)
+            raise DamagedDatasetError(f"dataset {self.root.name}, version {version}: damaged table at {path} "
+                                      f"({type(exc).__name__}: {exc})") from exc
         for variable in table.variables.values():  # e.g. an empty string column reads back as float64:
             variable.encoding = {}  # one version's on-disk dtypes must not steer the next save
-        found = int(table.attrs.get("format_version", 0))
+        found = table.attrs.get("format_version", 0)
+        if isinstance(found, bool) or not isinstance(found, int):
+            raise DamagedDatasetError(f"dataset {self.root.name}, version {version}: format_version {found!r} "
+                                      "is not an integer")
         if found > FORMAT_VERSION:
             raise FormatVersionError(
                 f"{path}: written by a newer astrocyte-lab (dataset format {found}, this version reads "
@@ -121,13 +154,22 @@ class DatasetStore:
             raise storage_error(exc, self.root) from exc
         return name, array
 
-    def open_batch(self, kind: str, name: str) -> zarr.Array:
-        path = self.root / kind / f"{name}.zarr"
+    def open_batch(self, kind: str, name: str) -> CheckedBatch:
+        """A batch for reading; its declared shape is checked here and damaged chunks raise project errors."""
+        path = self.batch_path(kind, name)
         if not path.is_dir():
             raise AstrocyteError(f"{path}: batch missing from the dataset store")
-        return zarr.open_array(path, mode="r")
+        label = f"dataset {self.root.name}, batch {kind}/{name}"
+        try:
+            array = zarr.open_array(path, mode="r")
+        except Exception as exc:  # damaged zarr.json: JSON, codec or shape errors of several types
+            raise DamagedDatasetError(f"{label}: damaged batch at {path} ({type(exc).__name__}: {exc})") from exc
+        _check_batch_shape(array.shape, label)
+        return CheckedBatch(array, label)
 
     def batch_path(self, kind: str, name: str) -> Path:
+        if kind not in BATCH_KINDS or not _BATCH.fullmatch(name):
+            raise DamagedDatasetError(f"dataset {self.root.name}: invalid batch name {kind}/{name!r} in its table")
         return self.root / kind / f"{name}.zarr"
 
     # -- housekeeping -------------------------------------------------------------------------------
@@ -154,6 +196,62 @@ class DatasetStore:
                     continue
                 if now - path.stat().st_mtime > KEEP_UNREFERENCED_SECONDS:
                     shutil.rmtree(path, ignore_errors=True)
+
+
+class DamagedDatasetError(AstrocyteError):
+    """Stored data that cannot be read back: damaged HEAD, table or pixel/mask chunk (the message names which)."""
+
+
+class CheckedBatch:
+    """A read-only zarr batch whose reads raise :class:`DamagedDatasetError` naming the dataset, batch and item."""
+
+    def __init__(self, array: zarr.Array, label: str) -> None:
+        self.array = array
+        self.label = label
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except (AstrocyteError, MemoryError):
+            raise
+        except Exception as exc:  # checksum, codec (zstd, blosc) and shard-index errors of several types
+            raise DamagedDatasetError(f"{self.label}, item {key!r}: damaged data "
+                                      f"({type(exc).__name__}: {exc})") from exc
+
+    def __getattr__(self, name: str) -> object:
+        if name == "array" or name.startswith("__"):  # not yet set (unpickling) or a protocol lookup
+            raise AttributeError(name)
+        return getattr(self.array, name)
+
+
+def _read_small(path: Path, max_bytes: int) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(max_bytes + 1)
+
+
+def _check_table_size(path: Path, dataset: str, version: str) -> None:
+    """Refuse a table whose arrays declare more bytes than the limit, before xarray allocates them."""
+    group = zarr.open_group(path, mode="r")
+    total = sum(math.prod(array.shape) * max(array.dtype.itemsize, 1) for _, array in group.arrays())
+    check_limit("table_bytes", total, f"dataset {dataset}, version {version}", "size of the table in memory (bytes)")
+
+
+def _check_batch_shape(shape: tuple[int, ...], label: str) -> None:
+    """A batch holds ``(N, H, W)`` or ``(N, H, W, C)`` items of a sane image size."""
+    if len(shape) not in (3, 4) or (len(shape) == 4 and not 1 <= shape[3] <= MAX_CHANNELS):
+        raise DamagedDatasetError(f"{label}: unexpected shape {shape}")
+    check_image_pixels(int(shape[2]), int(shape[1]), label)
 
 
 def batches_of(table: xr.Dataset) -> set[tuple[str, str]]:

@@ -8,12 +8,16 @@ import re
 import shutil
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from astrocyte_lab.data import archive
 from astrocyte_lab.data.dataset import DEFAULT_TRAIN_RATIO, Dataset, DatasetInfo
 from astrocyte_lab.data.generate import GenerationOptions, ProgressCallback
+from astrocyte_lab.data.jsonfile import read_json
 from astrocyte_lab.data.models import ModelInfo, ModelStore
+from astrocyte_lab.data.safe_archive import format_version
 from astrocyte_lab.data.sources import NamedSet
 from astrocyte_lab.data.store import FORMAT_VERSION, DatasetStore
 from astrocyte_lab.errors import (
@@ -42,15 +46,33 @@ def check_name(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class BrokenItem:
+    """A dataset or model of the workspace that cannot be read, and why."""
+
+    kind: Literal["dataset", "model"]
+    name: str
+    reason: str
+
+
+def _reason(exc: Exception) -> str:
+    """A project error's message; another exception's type and message (it is a damaged file, not a bug here)."""
+    return str(exc) if isinstance(exc, AstrocyteError) else f"{type(exc).__name__}: {exc}"
+
+
 class Workspace:
     """Opens (creating if needed) a workspace folder; ``Workspace()`` uses :func:`default_home`."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path).expanduser() if path is not None else default_home()
+        archive.recover_restore(self.path)  # an interrupted restore is finished or rolled back, never lost
         self.path.mkdir(parents=True, exist_ok=True)
         marker = self.path / WORKSPACE_FILE
         if marker.exists():
-            found = int(json.loads(marker.read_text()).get("format_version", 0))
+            record = read_json(marker)
+            if not isinstance(record, dict):
+                raise AstrocyteError(f"{marker}: expected a JSON object, found {type(record).__name__}")
+            found = format_version(record, marker)
             if found > FORMAT_VERSION:
                 raise FormatVersionError(f"{marker}: workspace written by a newer astrocyte-lab (format {found})")
         else:
@@ -70,14 +92,20 @@ class Workspace:
         return sorted(p.name for p in root.iterdir() if (p / "HEAD").is_file() and not p.name.startswith("."))
 
     def datasets(self) -> list[DatasetInfo]:
-        """Name, module, image dimensions, image count, updated time and description of each dataset."""
-        infos = []
+        """Name, module, image dimensions, image count, updated time and description of each readable dataset.
+
+        A dataset that cannot be read (damaged, newer format) is left out; :meth:`broken` says why.
+        """
+        return self._scan_datasets()[0]
+
+    def _scan_datasets(self) -> tuple[list[DatasetInfo], list[BrokenItem]]:
+        infos, broken = [], []
         for name in self.dataset_names():
             try:
                 infos.append(Dataset(self._store(name)).info())
-            except AstrocyteError:
-                continue  # unreadable or newer-format datasets are left out of the list, not fatal
-        return infos
+            except Exception as exc:  # noqa: BLE001 - one damaged dataset must not break the listing
+                broken.append(BrokenItem("dataset", name, _reason(exc)))
+        return infos, broken
 
     def dataset(self, name: str) -> Dataset:
         """Open a dataset at its last saved version."""
@@ -151,9 +179,26 @@ class Workspace:
         return ModelStore(self.path / "models")
 
     def models(self) -> list[ModelInfo]:
-        """Name, module, input size, categories, creation time, training duration and metrics of each model."""
+        """Name, module, input size, categories, creation time, training duration and metrics of each readable
+        model; a damaged one is left out and reported by :meth:`broken`."""
+        return self._scan_models()[0]
+
+    def _scan_models(self) -> tuple[list[ModelInfo], list[BrokenItem]]:
         store = self.model_store
-        return [store.info(name) for name in store.names()]
+        infos, broken = [], []
+        for name in store.names():
+            try:
+                info = store.info(name)
+                if not (store.folder(name) / "weights.safetensors").is_file():
+                    raise AstrocyteError(f"{store.folder(name)}: no weights.safetensors")
+                infos.append(info)
+            except Exception as exc:  # noqa: BLE001 - one damaged model must not break the listing
+                broken.append(BrokenItem("model", name, _reason(exc)))
+        return infos, broken
+
+    def broken(self) -> list[BrokenItem]:
+        """The datasets and models that cannot be read, each with the reason (listings leave them out)."""
+        return self._scan_datasets()[1] + self._scan_models()[1]
 
     def delete_model(self, name: str) -> None:
         self.model_store.delete(name)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from astrocyte_lab.data.annotations import ImageAnnotations
+from astrocyte_lab.data.safe_archive import safe_extract
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.formats.coco import write_coco
 from astrocyte_lab.formats.voc import VocDatabase, write_voc
@@ -129,18 +130,14 @@ def import_voc_export(workspace: Workspace, file: str | Path, name: str,
     The archive is unpacked under ``<workspace>/imports/<name>/`` so the new dataset's source paths stay valid.
     """
     from astrocyte_lab.data.sources import DatabaseSet, segmentation_set
+    from astrocyte_lab.data.workspace import check_name
 
     source = Path(file)
-    root = Path(workspace.path) / "imports" / name
+    root = Path(workspace.path) / "imports" / check_name(name)
     if root.exists():
         raise AstrocyteError(f"{root} already exists: choose another dataset name or remove that folder")
     if source.suffix == ".tar":
-        try:
-            with tarfile.open(source) as tar:
-                tar.extractall(root, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            shutil.rmtree(root, ignore_errors=True)
-            raise AstrocyteError(f"{source}: not a readable tar file ({exc})") from exc
+        safe_extract(source, root)  # refuses links, devices, traversal and size bombs before writing anything
     else:
         shutil.copytree(source, root)
     try:
@@ -156,7 +153,7 @@ def import_voc_export(workspace: Workspace, file: str | Path, name: str,
                     dataset.rename_category(str(value), label)
         for split, file_name in (("train", "train.txt"), ("validation", "val.txt")):
             listed = root / "ImageSets" / "Main" / file_name
-            stems = set(listed.read_text().split()) if listed.is_file() else set()
+            stems = set(_read_text(listed).split()) if listed.is_file() else set()
             ids = [i for i, n in zip(dataset.ids.tolist(), dataset.table["name"].tolist(), strict=True)
                    if Path(n).stem in stems]
             if ids:
@@ -170,11 +167,19 @@ def import_voc_export(workspace: Workspace, file: str | Path, name: str,
         raise
 
 
+def _read_text(path: Path) -> str:
+    """A small UTF-8 text file of the export (labels, set lists); anything else is an error naming it."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AstrocyteError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
 def _read_labels(path: Path) -> dict[int, str]:
     if not path.is_file():
         return {}
     labels = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(_read_text(path).splitlines(), 1):
         value, _, label = line.strip().partition(" ")
         if not value:
             continue

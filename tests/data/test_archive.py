@@ -12,7 +12,7 @@ import pytest
 
 from astrocyte_lab.data.sources import Location, NamedSet, segmentation_set
 from astrocyte_lab.data.workspace import Workspace
-from astrocyte_lab.errors import AstrocyteError, FormatVersionError, NameConflictError
+from astrocyte_lab.errors import AstrocyteError, FormatVersionError, LimitError, NameConflictError
 
 
 @pytest.fixture
@@ -202,3 +202,186 @@ def test_restore_of_non_backup_refused(ws, seg, tmp_path):
     with pytest.raises(AstrocyteError):
         Workspace.restore(tmp_path / "junk.tar", tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+# -- hardening (issue 19): crafted archives, manifests, interrupted restores ----------------------------------------
+def _symlink_chain_tar(path, up: int, extra: dict[str, bytes]):
+    """A CVE-2025-4517-style tar (see tests/data/test_safe_archive.py): a symbolic-link chain longer than PATH_MAX
+    hides a link ``up`` folders above the unpack folder to ``outside/keep.txt``, then overwrites that file."""
+    comp, steps = "d" * 247, "abcdefghijklmnop"
+
+    def add(tar, name, kind=tarfile.REGTYPE, data=b"", linkname=""):
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname, info.size = kind, linkname, len(data)
+        tar.addfile(info, io.BytesIO(data) if data else None)
+
+    with tarfile.open(path, "w") as tar:
+        for name, data in extra.items():
+            add(tar, name, data=data)
+        prefix = ""
+        for step in steps:
+            add(tar, prefix + comp, tarfile.DIRTYPE)
+            add(tar, prefix + step, tarfile.SYMTYPE, linkname=comp)
+            prefix += comp + "/"
+        long_link = "/".join(steps) + "/" + "l" * 254
+        add(tar, long_link, tarfile.SYMTYPE, linkname="../" * len(steps))
+        add(tar, "escape", tarfile.SYMTYPE, linkname=long_link + "/" + "../" * up + "outside/keep.txt")
+        add(tar, "flaglink", tarfile.LNKTYPE, linkname="escape")
+        add(tar, "flaglink", data=b"pwned")
+    return path
+
+
+def _import_with(kind: str, ws, file, tmp_path):
+    from astrocyte_lab.formats.export import import_voc_export
+
+    if kind == "dataset":
+        return ws.import_dataset(file, name="x")
+    if kind == "backup":
+        return Workspace.restore(file, tmp_path / "r")
+    if kind == "model":
+        return ws.import_model(file, "m")
+    return import_voc_export(ws, file, "v")
+
+
+_MANIFESTS = {
+    "dataset": {"astrocyte-dataset.json": json.dumps({"format_version": 1, "name": "evil"}).encode()},
+    "backup": {"astrocyte-backup.json": json.dumps({"format_version": 1, "kind": "workspace"}).encode()},
+    "model": {"model.json": json.dumps({"module": "classification", "categories": ["a"],
+                                        "input": {"width": 8, "height": 8, "channels": 1}}).encode()},
+    "voc": {"labels.txt": b"0 a\n"},
+}
+
+
+@pytest.mark.parametrize(("kind", "up"), [("dataset", 3), ("backup", 1), ("model", 3), ("voc", 3)])
+def test_every_importer_refuses_a_symlink_chain_escape(ws, tmp_path, kind, up):
+    """Issue 19 item 1: on Python 3.11.7 ``filter="data"`` let this tar overwrite a file outside the target."""
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside/keep.txt").write_text("keep")
+    file = _symlink_chain_tar(tmp_path / ("evil.tar" if kind == "voc" else f"evil.{kind}"), up, _MANIFESTS[kind])
+    with pytest.raises(AstrocyteError, match=r"evil\..*symbolic link"):
+        _import_with(kind, ws, file, tmp_path)
+    assert (tmp_path / "outside/keep.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["outside", "ws", file.name])
+    assert [p.name for p in ws.path.rglob("*")] == ["workspace.json", "datasets", "models"]
+
+
+@pytest.mark.parametrize("manifest", [{"format_version": "1.5", "name": "m"}, {"format_version": 1.5, "name": "m"},
+                                      {"format_version": None, "name": "m"}, [1, 2], "text",
+                                      {"format_version": 1, "name": ["m"]}])
+def test_export_manifest_of_wrong_type_is_a_clear_error(ws, tmp_path, manifest):
+    path = _tar_with({"astrocyte-dataset.json": json.dumps(manifest).encode()}, tmp_path / "odd.astrods")
+    with pytest.raises(AstrocyteError, match=r"odd\.astrods:astrocyte-dataset\.json: "):
+        ws.import_dataset(path)
+    backup = _tar_with({"astrocyte-backup.json": json.dumps(manifest).encode()}, tmp_path / "odd.tar")
+    with pytest.raises(AstrocyteError, match=r"odd\.tar"):
+        Workspace.restore(backup, tmp_path / "r")
+    assert ws.dataset_names() == [] and not (tmp_path / "r").exists()
+
+
+def test_restore_of_compressed_bomb_refused_before_writing(ws, tmp_path, monkeypatch):
+    """A small .tar.gz backup holding a large zero file (scaled down: 16 MiB) is refused by the ratio check."""
+    monkeypatch.setenv("ASTROCYTE_MAX_ARCHIVE_RATIO_FLOOR_BYTES", str(1 << 20))
+    file = tmp_path / "bomb.tar.gz"
+    with tarfile.open(file, "w:gz") as tar:
+        for name, data in (("astrocyte-backup.json", json.dumps({"format_version": 1, "kind": "workspace"}).encode()),
+                           ("junk.bin", bytes(16 << 20))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(LimitError, match=r"bomb\.tar\.gz: unpacks to"):
+        Workspace.restore(file, tmp_path / "r")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.tar.gz", "ws"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "link"])
+def test_refused_restore_leaves_no_staging_folder(ws, seg, tmp_path, damage):
+    """Issue 19 item 7: a backup refused part way (here: a link member) used to leave ``.r.XXXX.restoring``."""
+    file = ws.backup(tmp_path / "backup.tar")
+    data = file.read_bytes()
+    if damage == "truncated":
+        file.write_bytes(data[: len(data) // 2])
+    else:
+        with tarfile.open(file, "a") as tar:
+            info = tarfile.TarInfo("datasets/link")
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(info)
+    with pytest.raises(AstrocyteError, match=r"backup\.tar"):
+        Workspace.restore(file, tmp_path / "r")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] and not (tmp_path / "r").exists()
+
+
+def _restore_killed_at_rename(file, target, kill_at: int) -> None:
+    """Run ``Workspace.restore(overwrite=True)`` in a child that dies (``os._exit``) at rename number ``kill_at``."""
+    import multiprocessing
+    import os
+    from pathlib import Path
+
+    def child():
+        calls = []
+        real = Path.rename
+
+        def rename(self, other):
+            calls.append(self)
+            if len(calls) == kill_at:
+                os._exit(17)
+            return real(self, other)
+
+        Path.rename = rename
+        Workspace.restore(file, target, overwrite=True)
+        os._exit(0)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 17, "the restore was not interrupted"
+
+
+def _workspace_with(tmp_path, name: str, images, dataset: str) -> Workspace:
+    images.folder(tmp_path / f"{name}-src/A", 2)
+    workspace = Workspace(tmp_path / name)
+    workspace.create_dataset(dataset, "classification",
+                             [NamedSet("s", [Location(tmp_path / f"{name}-src", use_folder_name=True)])])
+    return workspace
+
+
+@pytest.mark.parametrize(("kill_at", "expected"), [(2, "new"), (1, "old")])
+def test_restore_killed_between_renames_is_recovered_on_open(tmp_path, images, kill_at, expected):
+    """Issue 19 item 7: a kill after the first rename (workspace moved away) used to leave no workspace, and
+    ``Workspace(path)`` then silently created an empty one. Now opening finishes (or rolls back) the swap."""
+    backup = _workspace_with(tmp_path, "source", images, "new").backup(tmp_path / "backup.tar")
+    _workspace_with(tmp_path, "target", images, "old")
+    _restore_killed_at_rename(backup, tmp_path / "target", kill_at)
+    assert (kill_at == 2) != (tmp_path / "target").exists()  # the kill after the first rename left no workspace
+    reopened = Workspace(tmp_path / "target")
+    assert reopened.dataset_names() == [expected] and len(reopened.dataset(expected)) == 2
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".target")]
+
+
+def test_failed_second_rename_puts_the_old_workspace_back(tmp_path, images, monkeypatch):
+    from pathlib import Path
+
+    backup = _workspace_with(tmp_path, "source", images, "new").backup(tmp_path / "backup.tar")
+    _workspace_with(tmp_path, "target", images, "old")
+    real = Path.rename
+
+    def rename(self, other):
+        if self.name.endswith(".restoring"):
+            raise OSError(28, "No space left on device")
+        return real(self, other)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(AstrocyteError, match="No space left"):
+        Workspace.restore(backup, tmp_path / "target", overwrite=True)
+    monkeypatch.undo()
+    assert Workspace(tmp_path / "target").dataset_names() == ["old"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".target")]
+
+
+def test_backup_stores_hard_links_as_files_and_skips_symbolic_links(ws, seg, tmp_path):
+    import os
+
+    (ws.path / "notes.txt").write_text("notes")
+    os.link(ws.path / "notes.txt", ws.path / "notes-link.txt")
+    os.symlink(tmp_path, ws.path / "elsewhere")
+    restored = Workspace.restore(ws.backup(tmp_path / "b.tar"), tmp_path / "r")
+    assert (restored.path / "notes-link.txt").read_text() == "notes" and not (restored.path / "elsewhere").exists()

@@ -55,3 +55,96 @@ def test_weights_are_safetensors_and_newer_records_are_refused(ws: Workspace) ->
     ws.model_store.update_record("m", format_version=99)
     with pytest.raises(FormatVersionError):
         ws.model_store.record("m")
+
+
+# -- hardening (issue 19): model.json and weights are validated at import -------------------------------------------
+def _export_with(tmp_path: Path, record: object | bytes, weights: bytes | None, name: str = "odd") -> Path:
+    """A ``.astrotrained`` file holding the given ``model.json`` (object or raw bytes) and weights bytes."""
+    import io
+    import json
+    import tarfile
+
+    members = {"model.json": record if isinstance(record, bytes) else json.dumps(record).encode()}
+    if weights is not None:
+        members["weights.safetensors"] = weights
+    file = tmp_path / f"{name}.astrotrained"
+    with tarfile.open(file, "w") as tar:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return file
+
+
+def _weights(tensors: dict[str, np.ndarray]) -> bytes:
+    from safetensors.numpy import save
+
+    return save(tensors)
+
+
+GOOD_WEIGHTS = {"w": np.ones((2, 3), np.float32)}
+
+
+@pytest.mark.parametrize(("record", "message"), [
+    ({k: v for k, v in RECORD.items() if k != "input"}, "required field 'input' is missing"),
+    ({k: v for k, v in RECORD.items() if k != "module"}, "required field 'module' is missing"),
+    ({**RECORD, "categories": "ab"}, "field 'categories' must be list"),
+    ({**RECORD, "input": {"width": 32, "height": -1, "channels": 3}}, "'input.height' must be positive"),
+    ({**RECORD, "input": {"width": 32, "height": True, "channels": 3}}, "field 'input.height' must be int"),
+    ({**RECORD, "input": {"width": 10**6, "height": 10**6, "channels": 3}}, "above the limit"),
+    ({**RECORD, "format_version": "1"}, "format_version must be a non-negative integer"),
+    ({**RECORD, "duration_s": "long"}, "field 'duration_s' must be int or float"),
+    ([RECORD], "expected a JSON object"),
+    (b'{"module": "\xff\xfe"}', "not UTF-8"),
+    (b'{"module": NaN}', "not valid JSON"),
+])
+def test_import_refuses_a_bad_model_json(ws: Workspace, tmp_path: Path, record, message) -> None:
+    file = _export_with(tmp_path, record, _weights(GOOD_WEIGHTS))
+    with pytest.raises(AstrocyteError, match=message) as caught:
+        ws.import_model(file, "m")
+    assert "odd.astrotrained" in str(caught.value)
+    assert ws.models() == [] and not list((ws.path / "models").iterdir())
+
+
+@pytest.mark.parametrize(("weights", "message"), [
+    (None, "weights.safetensors: missing"),
+    (b"", "not a safetensors file"),
+    (np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "not a safetensors file"),
+    (b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ", "not valid JSON"),
+    (_weights(GOOD_WEIGHTS)[:-8], "invalid data offsets"),
+    (_weights({"w": np.array([1.0, np.nan], np.float32)}), "NaN or infinite"),
+])
+def test_import_refuses_garbage_weights(ws: Workspace, tmp_path: Path, weights, message) -> None:
+    """Issue 19 item 5: garbage weights used to be accepted and fail only when the model was first used."""
+    file = _export_with(tmp_path, RECORD, weights)
+    with pytest.raises(AstrocyteError, match=message):
+        ws.import_model(file, "m")
+    assert ws.models() == [] and not list((ws.path / "models").iterdir())
+
+
+def test_import_refuses_a_lying_safetensors_header(ws: Workspace, tmp_path: Path) -> None:
+    import json
+
+    data = np.ones(6, np.float32).tobytes()
+    header = json.dumps({"w": {"dtype": "F32", "shape": [100, 100], "data_offsets": [0, len(data)]}}).encode()
+    weights = len(header).to_bytes(8, "little") + header + data
+    with pytest.raises(AstrocyteError, match=r"tensor 'w' of shape \[100, 100\] does not match its 24 bytes"):
+        ws.import_model(_export_with(tmp_path, RECORD, weights), "m")
+
+
+def test_valid_handmade_export_imports(ws: Workspace, tmp_path: Path) -> None:
+    assert ws.import_model(_export_with(tmp_path, RECORD, _weights(GOOD_WEIGHTS))) == "m"
+    assert np.array_equal(ws.model_store.tensors("m")["w"], GOOD_WEIGHTS["w"])
+
+
+def test_import_refuses_a_garbage_roi_mask(ws: Workspace, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    file = _export_with(tmp_path, RECORD, _weights(GOOD_WEIGHTS))
+    with tarfile.open(file, "a") as tar:
+        info = tarfile.TarInfo("roi_mask.png")
+        info.size = 9
+        tar.addfile(info, io.BytesIO(b"\x89PNGjunk!"))
+    with pytest.raises(AstrocyteError, match=r"odd\.astrotrained:roi_mask\.png: not a readable image"):
+        ws.import_model(file, "m")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import zarr
 
 from astrocyte_lab.data import store as store_module
 from astrocyte_lab.data.sources import Location, NamedSet
-from astrocyte_lab.data.workspace import Workspace, check_name
+from astrocyte_lab.data.store import DamagedDatasetError
+from astrocyte_lab.data.workspace import BrokenItem, Workspace, check_name
 from astrocyte_lab.errors import (
     AstrocyteError,
     DatasetNotFoundError,
@@ -149,3 +151,83 @@ def test_empty_or_missing_folder_names_it_and_leaves_nothing(ws, tmp_path):
         with pytest.raises(EmptySourceError, match=str(folder)):
             ws.create_dataset("d", "classification", [NamedSet("s", [Location(folder)])])
         assert ws.dataset_names() == [] and not (ws.path / "datasets/d").exists()
+
+
+# -- hardening (issue 19): one damaged item must not break a listing; damaged data names the dataset --------------
+def _damage(path, start: int = 4, count: int = 16) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(start, min(start + count, len(data))):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["head_bytes", "head_text", "table_chunk", "table_metadata"])
+def test_listing_survives_a_damaged_dataset_and_reports_it(ws, sets, damage):
+    ws.create_dataset("bad", "classification", sets)
+    ws.create_dataset("good", "classification", sets)
+    root = ws.path / "datasets/bad"
+    if damage == "head_bytes":
+        (root / "HEAD").write_bytes(b"\xff\xfe\x00\x81garbage")
+    elif damage == "head_text":
+        (root / "HEAD").write_text("../../../../etc\n")
+    elif damage == "table_chunk":
+        _damage(_current_version_path(ws, "bad") / "name/c/0", start=10)
+    else:
+        (_current_version_path(ws, "bad") / "name/zarr.json").write_bytes(b"\x00{garbage")
+    assert [i.name for i in ws.datasets()] == ["good"]
+    [broken] = ws.broken()
+    assert (broken.kind, broken.name) == ("dataset", "bad") and "dataset bad" in broken.reason
+    with pytest.raises(AstrocyteError, match="dataset bad"):
+        ws.dataset("bad")
+
+
+def test_damaged_pixel_chunk_names_dataset_and_batch(ws, sets):
+    ws.create_dataset("d", "classification", sets)
+    [shard] = (ws.path / "datasets/d/pixels").rglob("c/0/0/0/0")
+    _damage(shard, start=shard.stat().st_size - 20)
+    dataset = ws.dataset("d")
+    with pytest.raises(DamagedDatasetError, match=r"dataset d, batch pixels/b[0-9]+-[0-9a-f]+, item 0: damaged"):
+        dataset.image(0)
+
+
+def _save_model(ws, name: str) -> None:
+    record = {"module": "classification", "categories": ["a", "b"], "input": {"width": 8, "height": 8, "channels": 3}}
+    ws.model_store.save(name, record, {"w": np.ones(3, np.float32)})
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    ("missing_field", "required field 'categories' is missing"),
+    ("not_json", "model.json:1:2: not valid JSON"),
+    ("not_utf8", "not UTF-8"),
+    ("list", "expected a JSON object"),
+    ("wrong_type", "field 'input.width' must be int"),
+    ("no_weights", "no weights.safetensors"),
+])
+def test_listing_survives_a_damaged_model_and_reports_it(ws, damage, reason):
+    _save_model(ws, "bad")
+    _save_model(ws, "good")
+    folder = ws.path / "models/bad"
+    record = json.loads((folder / "model.json").read_text())
+    if damage == "missing_field":
+        del record["categories"]
+    elif damage == "wrong_type":
+        record["input"]["width"] = "8"
+    (folder / "model.json").write_text(json.dumps(record))
+    if damage == "not_json":
+        (folder / "model.json").write_text("{oops")
+    elif damage == "not_utf8":
+        (folder / "model.json").write_bytes(b'{"module": "\xff"}')
+    elif damage == "list":
+        (folder / "model.json").write_text("[]")
+    elif damage == "no_weights":
+        (folder / "weights.safetensors").unlink()
+    assert [i.name for i in ws.models()] == ["good"]
+    [broken] = ws.broken()
+    assert broken == BrokenItem("model", "bad", broken.reason) and reason in broken.reason
+
+
+def test_damaged_workspace_marker_names_the_file(tmp_path):
+    Workspace(tmp_path / "w")
+    (tmp_path / "w/workspace.json").write_text('{"format_version": "1"}')
+    with pytest.raises(AstrocyteError, match=r"workspace\.json: format_version"):
+        Workspace(tmp_path / "w")
