@@ -2,7 +2,9 @@
 
 Voila renders ``notebooks/dashboard.ipynb`` (the App in one cell). Its stock "lab" template links Font Awesome
 from a CDN; the ``astrocyte`` template here extends it and serves a local copy of Font Awesome (the
-``fontawesome-free`` package), so the page makes no request outside the machine.
+``fontawesome-free`` package), so the page makes no request outside the machine. The template is written into
+``<workspace>/.dashboard``, or, for a read-only dashboard (which writes nothing into the workspace), into the
+user's cache folder.
 """
 
 from __future__ import annotations
@@ -70,11 +72,19 @@ def dashboard_environment(workspace: Path | None, module: str, read_only: bool, 
     return env
 
 
+def template_root(workspace: Path | None, read_only: bool) -> Path:
+    """Where the template is written: the workspace's ``.dashboard`` folder, or the user's cache folder for a
+    read-only dashboard."""
+    if read_only:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "astrocyte-lab" / "dashboard"
+    return Path(workspace or Path.home() / "astrocyte-workspace") / ".dashboard"
+
+
 def serve(workspace: Path | None = None, module: str = "classification", port: int = 8866, read_only: bool = False,
           notebook: Path = NOTEBOOK, data_root: Path | None = None) -> subprocess.Popen:
     """Start Voila on ``notebook``; returns the process (stop it with ``terminate()``)."""
     if not notebook.exists():
         raise AstrocyteError(f"{notebook}: dashboard notebook not found")
-    root = data_root or Path(workspace or Path.home() / "astrocyte-workspace") / ".dashboard"
+    root = data_root or template_root(workspace, read_only)
     env = dashboard_environment(workspace, module, read_only, root)
     return subprocess.Popen(voila_command(notebook, port), env=env, cwd=str(notebook.parent))

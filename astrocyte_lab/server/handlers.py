@@ -3,14 +3,17 @@ or write a starter notebook into the server's folders.
 
 Every handler is an ``APIHandler`` behind ``@tornado.web.authenticated``, so Jupyter's token/cookie
 authentication and XSRF checks apply. Names go through the workspace's ``check_name``; folder paths are
-resolved and must stay inside the server root. Errors are JSON ``{"message", "reason"}`` with a status code.
+resolved and must stay inside the server root. Errors are JSON ``{"message", "reason"}`` with a status code:
+a bad request body or an engine error (:class:`~astrocyte_lab.errors.AstrocyteError`) answers 400 (404 for what
+does not exist) with the engine's message, never a traceback. The dataset and model lists answer the readable
+items plus ``broken``: the unreadable ones, each with its name and why, so one bad item cannot break a listing.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,26 @@ from astrocyte_lab.server import API_PREFIX
 from astrocyte_lab.server import files as server_files
 
 
+class RequestFailed(tornado.web.HTTPError):
+    """An HTTP error whose message is sent as is (tornado would %-format ``log_message``, which a file name or a
+    user's value may break)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, "%s", message)
+        self.message = message
+
+
 class AstrocyteHandler(APIHandler):
     """Shared helpers: the workspace, the server root, JSON bodies, engine errors as HTTP errors."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if not isinstance(error, RequestFailed):
+            super().write_error(status_code, **kwargs)
+            return
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": error.message, "reason": error.reason}))
 
     @property
     def workspace_path(self) -> Path:
@@ -50,30 +71,36 @@ class AstrocyteHandler(APIHandler):
         return Path(self.settings.get("astrocyte_notebooks") or server_files.NOTEBOOKS)
 
     def body(self) -> dict[str, Any]:
+        """The request body as a JSON object, read with the engine's bounded JSON reader: any bad body (not
+        UTF-8, not JSON, non-finite numbers, too deep or too large, not an object) answers 400."""
+        from astrocyte_lab.data.jsonfile import load_json
+        from astrocyte_lab.errors import AstrocyteError
+
         try:
-            data = json.loads(self.request.body or b"{}")
-        except ValueError as exc:
-            raise tornado.web.HTTPError(400, "the request body is not JSON") from exc
+            data = load_json(self.request.body or b"{}", "request body")
+        except AstrocyteError as exc:
+            raise RequestFailed(400, f"{exc}") from None
         if not isinstance(data, dict):
-            raise tornado.web.HTTPError(400, "the request body must be a JSON object")
+            kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(data), "number")
+            raise RequestFailed(400, f"request body: expected a JSON object, got a JSON {kind}")
         return data
 
     def field(self, data: dict[str, Any], key: str, default: Any = None, required: bool = True) -> Any:
         value = data.get(key, default)
         if required and value is None:
-            raise tornado.web.HTTPError(400, f"missing field {key!r}")
+            raise RequestFailed(400, f"request body: missing field {key!r}")
         if value is not None and not isinstance(value, type(default) if default is not None else str):
-            raise tornado.web.HTTPError(400, f"field {key!r} has the wrong type")
+            raise RequestFailed(400, f"request body: field {key!r} has the wrong type")
         return value
 
     async def call(self, fn: Callable[[], Any]) -> Any:
-        """Run engine code off the event loop; map its errors to HTTP status codes."""
+        """Run engine code off the event loop; map its errors to HTTP status codes with their message."""
         try:
             return await IOLoop.current().run_in_executor(None, fn)
         except tornado.web.HTTPError:
             raise
         except Exception as exc:
-            raise tornado.web.HTTPError(server_files.status_for(exc), f"{exc}") from exc
+            raise RequestFailed(server_files.status_for(exc), f"{exc}") from exc
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -90,18 +117,32 @@ class StatusHandler(AstrocyteHandler):
                     "tutorials": server_files.available_tutorials(self.notebooks_dir)})
 
 
+def listing(infos: Iterable[Any], broken: Iterable[Any], kind: str) -> tuple[list[dict], list[dict]]:
+    """The readable items as dicts, and the unreadable ones of ``kind`` as ``{"name", "reason"}``."""
+    return ([asdict(info) for info in infos],
+            [{"name": item.name, "reason": item.reason} for item in broken if item.kind == kind])
+
+
 class DatasetsHandler(AstrocyteHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        infos = await self.call(lambda: self.workspace().datasets())
-        self.reply({"workspace": str(self.workspace_path), "datasets": [asdict(info) for info in infos]})
+        def read() -> tuple[list[dict], list[dict]]:
+            ws = self.workspace()
+            return listing(ws.datasets(), ws.broken(), "dataset")
+
+        datasets, broken = await self.call(read)
+        self.reply({"workspace": str(self.workspace_path), "datasets": datasets, "broken": broken})
 
 
 class ModelsHandler(AstrocyteHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        infos = await self.call(lambda: self.workspace().models())
-        self.reply({"workspace": str(self.workspace_path), "models": [asdict(info) for info in infos]})
+        def read() -> tuple[list[dict], list[dict]]:
+            ws = self.workspace()
+            return listing(ws.models(), ws.broken(), "model")
+
+        models, broken = await self.call(read)
+        self.reply({"workspace": str(self.workspace_path), "models": models, "broken": broken})
 
 
 class JobsHandler(AstrocyteHandler):

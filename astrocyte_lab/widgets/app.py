@@ -4,6 +4,9 @@
 >>> App(module="classification")          # the workspace at $ASTROCYTE_HOME (or ~/astrocyte-workspace)
 
 Each panel is also usable alone (``DatasetPanel(AppState(workspace, module)).widget``).
+``read_only=True`` (the ``--read-only`` dashboard) hides every editing control and opens the workspace so that
+nothing can write to it: a model is tested without storing its predictions, inference packages are built in a
+temporary folder, and an existing workspace is required (none is created).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import os
 import ipywidgets as widgets
 
 from astrocyte_lab.data.categories import MODULES
-from astrocyte_lab.data.workspace import Workspace
+from astrocyte_lab.data.workspace import Workspace, default_home
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.widgets.dataset_panel import DatasetPanel
 from astrocyte_lab.widgets.inference_panel import InferencePanel
 from astrocyte_lab.widgets.models_panel import ModelsPanel
+from astrocyte_lab.widgets.read_only import ReadOnlyWorkspace
 from astrocyte_lab.widgets.state import AppState
 from astrocyte_lab.widgets.training_panel import TrainingPanel
 
@@ -39,7 +43,7 @@ class App:
         if module not in MODULES:
             raise AstrocyteError(f"unknown module {module!r}; choose from {', '.join(MODULES)}")
         if not isinstance(workspace, Workspace):
-            workspace = Workspace(workspace)
+            workspace = ReadOnlyWorkspace(workspace or default_home()) if read_only else Workspace(workspace)
         self.state = AppState(workspace, module, read_only)
         self.dataset = DatasetPanel(self.state)
         self.training = TrainingPanel(self.state)

@@ -1,7 +1,8 @@
 """The Dataset tab: datasets, the filtered image list, labels and sets, categories, annotation, testing.
 
 A thin view: the list is an :class:`~astrocyte_lab.data.query.ImageQuery`, edits are Dataset methods, tests
-are the module's evaluate function; the panel only wires inputs to them and redraws.
+are the module's evaluate function; the panel only wires inputs to them and redraws. Read-only, the editing
+controls are left out of the view (not greyed) and a test keeps its predictions in its report only.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from astrocyte_lab.data.query import ImageQuery
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.evaluation import render
 from astrocyte_lab.widgets.dataset_form import DatasetForm
-from astrocyte_lab.widgets.messages import ask, run_guarded
+from astrocyte_lab.widgets.messages import ask, broken_html, run_guarded
 from astrocyte_lab.widgets.results import ConfusionMatrixView, RocView, metrics_table
-from astrocyte_lab.widgets.state import AppState
+from astrocyte_lab.widgets.state import AppState, editing
 
 ANY = "(any)"
 SETS = ("train", "validation", "test", "auto")
@@ -43,13 +44,16 @@ class DatasetPanel:
         self.datasets = widgets.Select(options=[], rows=6, layout=widgets.Layout(width="340px"))
         self.datasets.observe(self._on_pick_dataset, "value")
         self.info = widgets.HTML("")
+        self.broken = widgets.HTML("")
         buttons = {}
         for label, icon, action, allowed in (
                 ("New", "plus", self.show_form, edit), ("Save changes", "save", self.save, edit),
                 ("Reload", "refresh", self.reload, True), ("Shuffle", "random", self.shuffle, edit),
                 ("Export", "download", self.export, True), ("Import", "upload", self.import_, edit),
                 ("Merge into", "compress", self.merge, edit), ("Delete", "trash", self.delete, edit)):
-            button = widgets.Button(description=label, icon=icon, layout=small, disabled=not allowed)
+            if not allowed:
+                continue  # read-only: left out of the view
+            button = widgets.Button(description=label, icon=icon, layout=small)
             button.on_click(lambda _, act=action: self._guard(act))
             buttons[label] = button
         self.buttons = buttons
@@ -92,15 +96,16 @@ class DatasetPanel:
 
         # edits of the selected images --------------------------------------------------------------------
         self.assign_to = widgets.Dropdown(options=list(SETS), layout=widgets.Layout(width="110px"))
-        assign = widgets.Button(description="Assign set", layout=small, disabled=not edit)
+        assign = widgets.Button(description="Assign set", layout=small)
         assign.on_click(lambda _: self._guard(self.assign_selected))
         self.relabel_to = widgets.Dropdown(options=[], layout=widgets.Layout(width="140px"))
-        relabel = widgets.Button(description="Set ground truth", layout=small, disabled=not edit)
+        relabel = widgets.Button(description="Set ground truth", layout=small)
         relabel.on_click(lambda _: self._guard(self.relabel_selected))
-        remove = widgets.Button(description="Remove images", icon="trash", layout=small, disabled=not edit)
+        remove = widgets.Button(description="Remove images", icon="trash", layout=small)
         remove.on_click(lambda _: self._guard(self.remove_selected))
         csv = widgets.Button(description="Save CSV", icon="file", layout=small)
         csv.on_click(lambda _: self._guard(self.save_csv))
+        edits = [self.assign_to, assign, self.relabel_to, relabel, remove] if edit else []
 
         # categories ----------------------------------------------------------------------------------------
         self.category_name = widgets.Text(placeholder="category", layout=widgets.Layout(width="140px"))
@@ -109,9 +114,11 @@ class DatasetPanel:
         category_buttons = []
         for label, action in (("Add", self.add_category), ("Rename", self.rename_category),
                               ("Delete", self.delete_category)):
-            button = widgets.Button(description=label, layout=small, disabled=not edit)
+            button = widgets.Button(description=label, layout=small)
             button.on_click(lambda _, act=action: self._guard(act))
             category_buttons.append(button)
+        categories = [widgets.HBox([widgets.Label("Categories:"), self.category_name, self.category_pick,
+                                    *category_buttons, self.migrate_to])] if edit else []
 
         # testing -----------------------------------------------------------------------------------------------
         self.test_model = widgets.Dropdown(options=[], description="model", layout=widgets.Layout(width="300px"))
@@ -128,15 +135,15 @@ class DatasetPanel:
             widgets.HBox([self.pseudo_filter, self.overlap_filter]),
             widgets.HBox([self.count, self.view_mode, self.prev_page, self.page_label, self.next_page]),
             self.list_box,
-            widgets.HBox([self.assign_to, assign, self.relabel_to, relabel, remove, csv]),
-            widgets.HBox([widgets.Label("Categories:"), self.category_name, self.category_pick,
-                          *category_buttons, self.migrate_to]),
+            widgets.HBox([*edits, csv]),
+            *categories,
         ])
+        shown = list(buttons.values())
         self.widget = widgets.VBox([
-            widgets.HBox([widgets.VBox([self.datasets, self.info]),
-                          widgets.VBox([widgets.HBox(list(buttons.values())[:4]),
-                                        widgets.HBox(list(buttons.values())[4:]),
-                                        widgets.HBox([self.path, self.merge_source]), self.message, self.confirm])]),
+            widgets.HBox([widgets.VBox([self.datasets, self.info, self.broken]),
+                          widgets.VBox([widgets.HBox(shown[:4]), widgets.HBox(shown[4:]),
+                                        widgets.HBox([self.path, *([self.merge_source] if edit else [])]),
+                                        self.message, self.confirm])]),
             self.form_box,
             widgets.HBox([widgets.VBox([list_tab], layout=widgets.Layout(width="58%")),
                           widgets.VBox([self.preview], layout=widgets.Layout(width="42%"))]),
@@ -157,6 +164,7 @@ class DatasetPanel:
         self.datasets.options = names
         self.merge_source.options = [n for n in names if n != current]
         self.test_model.options = self.state.model_names()
+        self.broken.value = broken_html(self.state.broken("dataset"), "datasets")
         if current != self.state.dataset_name or self.query is None:
             self.open(current)
         else:
@@ -190,9 +198,9 @@ class DatasetPanel:
             keep()
             self.open(target)
 
+        save = [] if self.state.read_only else [("Save", "primary", lambda: switch(dataset.save))]
         ask(self.confirm, f"<b>{html.escape(dataset.name)}</b> has unsaved changes. ", [
-            ("Save", "primary", lambda: switch(dataset.save)),
-            ("Discard", "danger", lambda: switch(dataset.reload)),
+            *save, ("Discard", "danger", lambda: switch(dataset.reload)),
             ("Cancel", "", lambda: setattr(self.datasets, "value", dataset.name))])
 
     def _show_info(self) -> None:
@@ -206,6 +214,7 @@ class DatasetPanel:
                            f"{g.width}x{g.height}x{g.channels}<br>categories: "
                            f"{html.escape(', '.join(dataset.categories) or '-')}")
 
+    @editing("create a dataset")
     def show_form(self) -> None:
         self.form = DatasetForm(self.state.workspace, self.state.module, self._form_done)
         self.form_box.children = [self.form.widget]
@@ -216,6 +225,7 @@ class DatasetPanel:
             self.state.changed()
             self.open(name)
 
+    @editing("save the dataset")
     def save(self) -> None:
         self.dataset.save()
         self._say(f"saved {self.dataset.name}")
@@ -231,20 +241,23 @@ class DatasetPanel:
         if self.canvas is not None and self.canvas.dataset is self.dataset and len(self.dataset):
             self.canvas.refresh()
 
+    @editing("shuffle the dataset")
     def shuffle(self) -> None:
         self.dataset.shuffle()
         self._after_edit("auto images shuffled between train and validation (not saved yet)")
 
     def export(self) -> None:
-        target = self._path(".astrods")
+        target = self.state.target(self._path(".astrods"), "export a dataset")
         self.state.workspace.export_dataset(self.dataset.name, target)
         self._say(f"exported to {target}")
 
+    @editing("import a dataset")
     def import_(self) -> None:
         dataset = self.state.workspace.import_dataset(self._path(".astrods"))
         self.state.changed()
         self.open(dataset.name)
 
+    @editing("merge datasets")
     def merge(self) -> None:
         source = self.merge_source.value
         if not source:
@@ -256,6 +269,7 @@ class DatasetPanel:
         self.open(self.state.dataset_name)
         self._say(f"merged {source} into {self.dataset.name}")
 
+    @editing("delete a dataset")
     def delete(self) -> None:
         name = self.dataset.name
 
@@ -281,17 +295,30 @@ class DatasetPanel:
         self.show_page(0)
 
     def drill_down(self, truth: str, predicted: str) -> None:
-        """Show only the images of one confusion-matrix cell."""
+        """Show only the images of one confusion-matrix cell. Read-only, the test's predictions live in its
+        report, not in the dataset, so the cell's images are picked from the report."""
+        stored = not self.state.read_only
         self.gt_filter.unobserve(self._on_filter, "value")
         self.pred_filter.unobserve(self._on_filter, "value")
         try:
             self.gt_filter.value = truth if truth in self.gt_filter.options else ANY
-            self.pred_filter.value = predicted if predicted in self.pred_filter.options else ANY
+            self.pred_filter.value = predicted if stored and predicted in self.pred_filter.options else ANY
         finally:
             self.gt_filter.observe(self._on_filter, "value")
             self.pred_filter.observe(self._on_filter, "value")
         self._on_filter()
+        if not stored and self.query is not None:
+            self.query.set_filter(ids=self._cell_ids(truth, predicted))
+            self.show_page(0)
         self._say(f"images with ground truth {truth} predicted as {predicted}")
+
+    def _cell_ids(self, truth: str, predicted: str) -> list[int]:
+        """Images of the last test whose ground truth is ``truth`` and prediction ``predicted``."""
+        rows = getattr(self.report, "predictions", None)
+        if rows is None or "prediction" not in rows:
+            return []
+        chosen = (rows["ground_truth"] == truth) & (rows["prediction"] == predicted)
+        return [int(i) for i in rows.index[chosen]]
 
     def show_page(self, index: int | None = None) -> None:
         if self.query is None:
@@ -364,16 +391,19 @@ class DatasetPanel:
             raise AstrocyteError("select images in the list first")
         return chosen
 
+    @editing("assign images to a set")
     def assign_selected(self) -> None:
         ids = self.selected()
         self.dataset.assign_set(ids, self.assign_to.value)
         self._after_edit(f"{len(ids)} images assigned to {self.assign_to.value}")
 
+    @editing("change ground truth")
     def relabel_selected(self) -> None:
         ids = self.selected()
         self.dataset.relabel(ids, self.relabel_to.value)
         self._after_edit(f"{len(ids)} images labelled {self.relabel_to.value}")
 
+    @editing("remove images")
     def remove_selected(self) -> None:
         ids = self.selected()
         self.dataset.remove(ids)
@@ -381,21 +411,24 @@ class DatasetPanel:
         self._refresh_canvas()
 
     def save_csv(self) -> None:
-        target = self._path(".csv")
+        target = self.state.target(self._path(".csv"), "write a CSV table")
         self.dataset.to_csv(target)
         self._say(f"table written to {target}")
 
     # -- categories -----------------------------------------------------------------------------------------------
+    @editing("add a category")
     def add_category(self) -> None:
         self.dataset.add_category(self.category_name.value.strip())
         self._after_edit(f"category {self.category_name.value.strip()} added")
         self._refresh_canvas()
 
+    @editing("rename a category")
     def rename_category(self) -> None:
         self.dataset.rename_category(self.category_pick.value, self.category_name.value.strip())
         self._after_edit("category renamed")
         self._refresh_canvas()
 
+    @editing("delete a category")
     def delete_category(self) -> None:
         target = self.migrate_to.value if self.migrate_to.value != "(none)" else None
         self.dataset.delete_category(self.category_pick.value, target)
@@ -412,7 +445,8 @@ class DatasetPanel:
 
     # -- testing ---------------------------------------------------------------------------------------------------
     def run_test(self):
-        """Test the chosen model on this dataset; predictions are written back and the results shown."""
+        """Test the chosen model on this dataset and show the results; the predictions are written back to the
+        dataset, except read-only, where they stay in the report."""
         from astrocyte_lab.modules.registry import entry
 
         dataset = self.dataset
@@ -422,15 +456,23 @@ class DatasetPanel:
             raise AstrocyteError("save the dataset's changes before testing (the test writes its predictions)")
         self._say(f"testing {self.test_model.value} ...")
         evaluate = entry(self.state.module).load("evaluate")
-        self.report = evaluate(self.state.workspace, self.test_model.value, dataset.name, self.test_subset.value)
-        dataset.reload()  # the test saved its predictions
+        options = self.state.test_options(evaluate)
+        self.report = evaluate(self.state.workspace, self.test_model.value, dataset.name, self.test_subset.value,
+                               **options)
+        if not options:
+            self._reload_predictions()
+        self.results.children = self._result_views(self.report)
+        self.show_page(self.page_index)
+        note = " (read-only: predictions not stored)" if options else ""
+        self._say(f"tested {self.test_model.value}: {_summary_text(self.report)}{note}")
+        return self.report
+
+    def _reload_predictions(self) -> None:
+        """Read back the predictions a test or a new threshold saved into the dataset."""
+        self.dataset.reload()
         self.query.refresh()
         self._refresh_canvas()
         self._sync_categories()
-        self.results.children = self._result_views(self.report)
-        self.show_page(self.page_index)
-        self._say(f"tested {self.test_model.value}: {_summary_text(self.report)}")
-        return self.report
 
     def _result_views(self, report, keep_roc: bool = False) -> list[widgets.Widget]:
         views: list[widgets.Widget] = [metrics_table({"": report.summary()}, "summary")]
@@ -460,13 +502,15 @@ class DatasetPanel:
         return views
 
     def set_threshold(self, value: float) -> None:
-        """A new operating threshold picked on the ROC curve (anomaly): decide again, store it with the model."""
+        """A new operating threshold picked on the ROC curve (anomaly): decide again, store it with the model
+        (read-only: decide again in the report only)."""
         from astrocyte_lab.evaluation.thresholds import apply_threshold
 
-        self.report = apply_threshold(self.state.workspace, self.report, value)
-        self.dataset.reload()  # the new decisions were saved as the dataset's predictions
-        self.query.refresh()
-        self._refresh_canvas()
+        if self.state.read_only:
+            self.report = self.report.with_threshold(float(value))
+        else:
+            self.report = apply_threshold(self.state.workspace, self.report, value)
+            self._reload_predictions()  # the new decisions were saved as the dataset's predictions
         self.results.children = self._result_views(self.report, keep_roc=True)
         self.show_page(self.page_index)
         self._say(f"threshold set to {value:.6g}: {_summary_text(self.report)}")

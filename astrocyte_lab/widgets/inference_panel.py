@@ -2,12 +2,14 @@
 
 Inference goes through the same torch-free package a deployment uses (exported once per model into the
 workspace), so what the user sees here is what the production code will return. Continual-learning
-models can learn a shown image as an existing or a new category.
+models can learn a shown image as an existing or a new category. Read-only, packages are built in a temporary
+folder outside the workspace and learning is left out of the view.
 """
 
 from __future__ import annotations
 
 import html
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -18,7 +20,7 @@ from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.evaluation import render
 from astrocyte_lab.modules.registry import entry
 from astrocyte_lab.widgets.messages import run_guarded
-from astrocyte_lab.widgets.state import AppState
+from astrocyte_lab.widgets.state import AppState, editing
 
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -27,6 +29,7 @@ class InferencePanel:
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.predictor = None
+        self._scratch: tempfile.TemporaryDirectory | None = None  # read-only: packages built outside the workspace
         self.images: list[tuple[str, np.ndarray | Path]] = []
         self.model = widgets.Dropdown(description="model", options=[], layout=widgets.Layout(width="320px"))
         self.model.observe(lambda _: self._drop_predictor(), "value")
@@ -44,16 +47,17 @@ class InferencePanel:
         self.result = widgets.HTML("")
         self.summary = widgets.HTML("")
         self.learn_category = widgets.Combobox(placeholder="category to learn", options=[])
-        learn = widgets.Button(description="Learn", icon="graduation-cap", disabled=state.read_only)
+        learn = widgets.Button(description="Learn", icon="graduation-cap")
         learn.on_click(lambda _: self._guard(self.learn_shown))
-        save = widgets.Button(description="Save learned package", icon="save", disabled=state.read_only)
+        save = widgets.Button(description="Save learned package", icon="save")
         save.on_click(lambda _: self._guard(self.save_learned))
         self.learn_box = widgets.HBox([self.learn_category, learn, save], layout=widgets.Layout(display="none"))
         self.message = widgets.HTML("")
+        learning = [] if state.read_only else [self.learn_box]  # read-only: left out of the view
         self.widget = widgets.VBox([
             widgets.HBox([self.model, self.folder, load, self.upload]), self.thresholds,
             widgets.HBox([widgets.VBox([self.image_list, run_all, self.summary]),
-                          widgets.VBox([self.picture, self.result, self.learn_box])]),
+                          widgets.VBox([self.picture, self.result, *learning])]),
             self.message])
         state.observe(lambda _: self.refresh(), "revision")
         self.refresh()
@@ -75,18 +79,30 @@ class InferencePanel:
             raise AstrocyteError("choose a trained model first")
         if self.predictor is not None and self.predictor.name == name:
             return self.predictor
-        folder = self.state.workspace.path / "inference"
-        folder.mkdir(parents=True, exist_ok=True)
-        package = folder / f"{name}.astromodel"
-        record_file = self.state.workspace.model_store.folder(name) / "model.json"
-        if not package.exists() or package.stat().st_mtime < record_file.stat().st_mtime:
-            entry(self.state.module).load("export")(self.state.workspace, name, package)
-        self.predictor = load_package(package)
+        self.predictor = load_package(self.package(name))
         self._show_thresholds()
-        continual = self.predictor.is_continual
+        continual = self.predictor.is_continual and not self.state.read_only
         self.learn_box.layout.display = "flex" if continual else "none"
         self.learn_category.options = self.predictor.categories
         return self.predictor
+
+    def package(self, name: str) -> Path:
+        """Model ``name``'s package, exported once into ``<workspace>/inference`` and reused while the model is
+        unchanged; read-only, a missing or outdated one is exported into a temporary folder instead."""
+        record_file = self.state.workspace.model_store.folder(name) / "model.json"
+        folders = [self.state.workspace.path / "inference"]
+        if self.state.read_only:
+            if self._scratch is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="astrocyte-inference-")
+            folders.append(Path(self._scratch.name))
+        for folder in folders:
+            package = folder / f"{name}.astromodel"
+            if package.exists() and package.stat().st_mtime >= record_file.stat().st_mtime:
+                return package
+        folders[-1].mkdir(parents=True, exist_ok=True)
+        package = folders[-1] / f"{name}.astromodel"
+        entry(self.state.module).load("export")(self.state.workspace, name, package)
+        return package
 
     def _show_thresholds(self) -> None:
         inputs = []
@@ -165,6 +181,7 @@ class InferencePanel:
         return counts
 
     # -- continual learning --------------------------------------------------------------------------------------------
+    @editing("learn a new example")
     def learn_shown(self) -> int:
         if not getattr(self, "shown", None):
             raise AstrocyteError("show an image first")
@@ -177,6 +194,7 @@ class InferencePanel:
         self.show(self.shown[0])
         return count
 
+    @editing("save a learned package")
     def save_learned(self) -> Path:
         target = self.state.workspace.path / "inference" / f"{self.predictor.name}-learned.astromodel"
         path = self.predictor.save(target)

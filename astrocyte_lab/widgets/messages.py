@@ -16,6 +16,15 @@ def error_html(text: str) -> str:
     return f"<span style='color:#c62828'>{html.escape(text)}</span>"
 
 
+def broken_html(items: Sequence, what: str) -> str:
+    """The unreadable ``what`` (datasets, models) of a workspace, each with why, in red; empty when none."""
+    if not items:
+        return ""
+    lines = "".join(f"<li><b>{html.escape(item.name)}</b>: {html.escape(item.reason)}</li>" for item in items)
+    return (f"<div class='astro-broken' style='color:#c62828;font-size:12px'>Unreadable {html.escape(what)} "
+            f"(left out):<ul style='margin:2px 0'>{lines}</ul></div>")
+
+
 def run_guarded(action: Callable[[], object], message: widgets.HTML) -> None:
     """Run ``action``; bad input (engine errors, missing files, bad values) is shown in ``message``, not raised."""
     try:

@@ -1,4 +1,7 @@
-"""The Trained models tab: the table of models, a details view, import, export (package or model file), delete."""
+"""The Trained models tab: the table of models, a details view, import, export (package or model file), delete.
+
+Models that cannot be read are listed apart with the reason; read-only, import and delete are left out of the view.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ import ipywidgets as widgets
 
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.modules.registry import entry
-from astrocyte_lab.widgets.messages import ask, run_guarded
-from astrocyte_lab.widgets.state import AppState
+from astrocyte_lab.widgets.messages import ask, broken_html, run_guarded
+from astrocyte_lab.widgets.state import AppState, editing
 
 
 class ModelsPanel:
@@ -22,6 +25,7 @@ class ModelsPanel:
         self.models = widgets.Select(options=[], rows=8, layout=widgets.Layout(width="320px"))
         self.models.observe(lambda change: self.show_details(change["new"]), "value")
         self.details = widgets.HTML("")
+        self.broken = widgets.HTML("")
         self.path = widgets.Text(placeholder=".astromodel package, or .astrotrained model file",
                                  layout=widgets.Layout(width="420px"))
         self.message = widgets.HTML("")
@@ -31,10 +35,13 @@ class ModelsPanel:
                 ("Export package", "download", self.export_package, True),
                 ("Export model", "download", self.export_model, True),
                 ("Import model", "upload", self.import_model, edit), ("Delete", "trash", self.delete, edit)):
-            button = widgets.Button(description=label, icon=icon, disabled=not allowed)
+            if not allowed:
+                continue  # read-only: left out of the view
+            button = widgets.Button(description=label, icon=icon)
             button.on_click(lambda _, act=action: self._guard(act))
             buttons.append(button)
-        self.widget = widgets.VBox([self.table, widgets.HBox([self.models, self.details]), self.path,
+        self.buttons = {button.description: button for button in buttons}
+        self.widget = widgets.VBox([self.table, self.broken, widgets.HBox([self.models, self.details]), self.path,
                                     widgets.HBox(buttons), self.confirm, self.message])
         state.observe(lambda _: self.refresh(), "revision")
         self.refresh()
@@ -50,6 +57,7 @@ class ModelsPanel:
         self.table.value = ("<table class='astro-table'><tr><th>model</th><th>architecture</th><th>input</th>"
                             "<th>categories</th><th>created</th><th>training</th><th>metrics</th></tr>"
                             f"{rows}</table>" if infos else "<i>No trained model yet.</i>")
+        self.broken.value = broken_html(self.state.broken("model"), "models")
 
     def show_details(self, name: str | None) -> None:
         if not name:
@@ -74,19 +82,23 @@ class ModelsPanel:
     def export_package(self) -> None:
         """The deployable .astromodel package (runs without PyTorch)."""
         name = self._chosen()
-        target = entry(self.state.module).load("export")(self.state.workspace, name, self._path())
+        path = self.state.target(self._path(), "export a model package")
+        target = entry(self.state.module).load("export")(self.state.workspace, name, path)
         self.message.value = f"package written to {html.escape(str(target))}"
 
     def export_model(self) -> None:
         """The trained model itself (.astrotrained), to import in another workspace."""
-        target = self.state.workspace.export_model(self._chosen(), self._path())
+        path = self.state.target(self._path(), "export a model")
+        target = self.state.workspace.export_model(self._chosen(), path)
         self.message.value = f"model written to {html.escape(str(target))}"
 
+    @editing("import a model")
     def import_model(self) -> None:
         name = self.state.workspace.import_model(self._path())
         self.state.changed()
         self.message.value = f"imported {html.escape(name)}"
 
+    @editing("delete a model")
     def delete(self) -> None:
         name = self._chosen()
         def delete_it() -> None:

@@ -2,7 +2,7 @@
 
 The form is built from the module's config class; training is the module's ``train_job``; the plot and the
 status bar only follow the job's events. "Train" asks at the end whether to keep the model, "Train and save"
-keeps it at once.
+keeps it at once. Read-only, the train buttons are left out of the view: the form only shows the settings.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from astrocyte_lab.modules.registry import architecture_names, entry
 from astrocyte_lab.widgets.forms import ConfigForm
 from astrocyte_lab.widgets.live_plot import LivePlot
 from astrocyte_lab.widgets.messages import ask, error_html, run_guarded
-from astrocyte_lab.widgets.state import AppState
+from astrocyte_lab.widgets.state import AppState, editing
 
 BASIC = ["architecture", "epochs", "batch_size", "learning_rate", "region_size", "pretrained"]
 
@@ -58,10 +58,8 @@ class TrainingPanel:
         preview = widgets.Button(description="Preview augmentations", icon="eye")
         preview.on_click(lambda _: self._guard(self.preview_augmentations))
         self.previews = widgets.HBox([])
-        self.train_button = widgets.Button(description="Train", button_style="primary", icon="play",
-                                           disabled=state.read_only)
-        self.train_save_button = widgets.Button(description="Train and save", button_style="success", icon="save",
-                                                disabled=state.read_only)
+        self.train_button = widgets.Button(description="Train", button_style="primary", icon="play")
+        self.train_save_button = widgets.Button(description="Train and save", button_style="success", icon="save")
         self.cancel_button = widgets.Button(description="Cancel", button_style="danger", icon="stop", disabled=True)
         for button, name in ((self.train_button, "train"), (self.train_save_button, "train-save"),
                              (self.cancel_button, "cancel")):
@@ -90,10 +88,11 @@ class TrainingPanel:
         self.keep_box = widgets.HBox([])
         settings = widgets.Tab([self.form.widget, widgets.VBox([*augment_rows, preview, self.previews])],
                                titles=("Hyper parameters", "Augmentations"))
+        edit = not state.read_only  # read-only: what only serves to start a training is left out of the view
         self.widget = widgets.VBox([
-            widgets.HBox([self.dataset, self.model_name, self.device]), self.devices,
-            widgets.HBox([self.mode]), self.auto_box, settings,
-            widgets.HBox([self.train_button, self.train_save_button, self.cancel_button]),
+            widgets.HBox([self.dataset, *([self.model_name] if edit else []), self.device]), self.devices,
+            *([widgets.HBox([self.mode]), self.auto_box] if edit else []), settings,
+            *([widgets.HBox([self.train_button, self.train_save_button, self.cancel_button])] if edit else []),
             self.status_bar, self.plot.widget, self.keep_box, self.message])
         state.observe(lambda _: self.refresh(), "revision")
         state.observe(lambda change: self._follow_dataset(change["new"]), "dataset_name")
@@ -159,6 +158,7 @@ class TrainingPanel:
         self.previews.children = [widgets.Image(value=render.png_bytes(render.thumbnail(s, 120)), format="png")
                                   for s in shots]
 
+    @editing("train a model")
     def train(self, keep: bool | None = True):
         """Start training the chosen dataset into the model name; returns the job."""
         if self.job is not None and self.job.running:

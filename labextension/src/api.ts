@@ -39,6 +39,12 @@ export interface IModelInfo {
   performance: { [metric: string]: number };
 }
 
+/** A dataset or model the server could not read: listed beside the good ones with the reason. */
+export interface IBrokenItem {
+  name: string;
+  reason: string;
+}
+
 export interface IJobRecord {
   id: string;
   name: string;

@@ -7,6 +7,7 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import {
+  IBrokenItem,
   IDatasetInfo,
   IJobRecord,
   IModelInfo,
@@ -112,14 +113,18 @@ export class AstrocyteSidebar extends Widget {
     this._busy = true;
     try {
       const [datasets, models, jobs] = await Promise.all([
-        requestAPI<{ workspace: string; datasets: IDatasetInfo[] }>('datasets'),
-        requestAPI<{ models: IModelInfo[] }>('models'),
+        requestAPI<{
+          workspace: string;
+          datasets: IDatasetInfo[];
+          broken?: IBrokenItem[];
+        }>('datasets'),
+        requestAPI<{ models: IModelInfo[]; broken?: IBrokenItem[] }>('models'),
         requestAPI<{ jobs: IJobRecord[] }>('jobs')
       ]);
       this._workspace.textContent = datasets.workspace;
       this._workspace.title = `workspace: ${datasets.workspace}`;
-      this.renderDatasets(datasets.datasets);
-      this.renderModels(models.models);
+      this.renderDatasets(datasets.datasets, datasets.broken || []);
+      this.renderModels(models.models, models.broken || []);
       this.renderJobs(jobs.jobs);
       this._status.textContent = '';
       this._status.classList.remove('astrocyte-mod-error');
@@ -146,10 +151,10 @@ export class AstrocyteSidebar extends Widget {
     return item;
   }
 
-  private renderDatasets(datasets: IDatasetInfo[]): void {
+  private renderDatasets(datasets: IDatasetInfo[], broken: IBrokenItem[]): void {
     const list = this._datasets;
     list.replaceChildren();
-    if (!datasets.length) {
+    if (!datasets.length && !broken.length) {
       this.empty(list, 'No datasets yet: create one from a tutorial notebook.');
     }
     for (const ds of datasets) {
@@ -164,12 +169,28 @@ export class AstrocyteSidebar extends Widget {
       );
       item.appendChild(actions);
     }
+    this.renderBroken(list, 'dataset', broken);
   }
 
-  private renderModels(models: IModelInfo[]): void {
+  /** Items the server could not read, after the good ones: the name and why, in the error colour. */
+  private renderBroken(
+    list: HTMLUListElement,
+    kind: string,
+    broken: IBrokenItem[]
+  ): void {
+    for (const bad of broken) {
+      const detail = `unreadable: ${bad.reason}`;
+      const item = this.item(list, 'broken', bad.name, detail);
+      item.dataset.astrocyteKind = kind;
+      item.title = bad.reason;
+      item.style.color = 'var(--jp-error-color1)';
+    }
+  }
+
+  private renderModels(models: IModelInfo[], broken: IBrokenItem[]): void {
     const list = this._models;
     list.replaceChildren();
-    if (!models.length) {
+    if (!models.length && !broken.length) {
       this.empty(list, 'No trained models yet.');
     }
     for (const model of models) {
@@ -192,6 +213,7 @@ export class AstrocyteSidebar extends Widget {
       );
       item.appendChild(actions);
     }
+    this.renderBroken(list, 'model', broken);
   }
 
   private renderJobs(jobs: IJobRecord[]): void {

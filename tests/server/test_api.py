@@ -1,9 +1,11 @@
 """The REST API of the server extension against a real Jupyter server: authentication and XSRF, name and path
-validation, JSON errors, and listing / copying / exporting / cancelling."""
+validation, JSON errors (bad bodies and engine errors answer 400), listing (broken items beside the good ones) /
+copying / exporting / cancelling."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -96,7 +98,7 @@ def test_copy_refuses_a_symlink_out_of_the_root(server, tmp_path):
 
 @pytest.mark.parametrize("body,status", [
     ({"tutorial": "../../etc/passwd"}, 404), ({"tutorial": "nope"}, 404), ({}, 400),
-    ({"tutorial": 3}, 400), ({"tutorial": "classification", "folder": ["x"]}, 400)])
+    ({"tutorial": 3}, 400), ({"tutorial": "classification", "folder": ["x"]}, 400), ({"tutorial": "100%s"}, 404)])
 def test_copy_validates_its_fields(server, body, status):
     error_of(server.post("tutorials/copy", body), status)
 
@@ -189,3 +191,57 @@ def test_cancel_a_job_of_another_process(server):
 @pytest.mark.parametrize("job_id,status", [("../../workspace", 400), ("", 400), ("20260101T000000-1-0123abcd", 404)])
 def test_cancel_validates_the_id(server, job_id, status):
     error_of(server.post("jobs/cancel", {"id": job_id}), status)
+
+
+@pytest.mark.parametrize("data,words", [
+    (b"[" * 100_000, "nested"),  # was a RecursionError: 500 "Unhandled error"
+    (b'{"tutorial": ' * 5_000 + b'"x"' + b"}" * 5_000, "nested"),
+    (b'{"tutorial": NaN}', "non-finite"),
+    (b'{"tutorial": "\xff\xfe"}', "UTF-8"),
+    (b'"just a string"', "JSON object"),
+    (b"", None),  # an empty body is an empty object: the missing field is named
+])
+def test_bad_bodies_answer_400_with_a_clear_message(server, data, words):
+    headers = {**server.headers(True), "Content-Type": "application/json"}
+    answer = requests.post(server.api("tutorials/copy"), data=data, headers=headers, timeout=60)
+    message = error_of(answer, 400)
+    assert "request body" in message and (words is None or words in message), message
+    assert "Unhandled" not in message and "Traceback" not in answer.text
+
+
+def test_engine_errors_answer_400_with_their_message(server):
+    """A project error raised by the engine (here a model whose record is not valid JSON) is a 400 naming the
+    file, not a 500."""
+    folder = server.workspace / "models" / "garbled"
+    folder.mkdir()
+    try:
+        (folder / "model.json").write_bytes(b"{not json")
+        message = error_of(server.post("models/export", {"model": "garbled"}), 400)
+        assert "model.json" in message, message
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_one_broken_dataset_or_model_does_not_break_the_lists(server):
+    corrupt = server.workspace / "datasets" / "corrupt"
+    half = server.workspace / "models" / "half"
+    shutil.copytree(server.workspace / "datasets" / "discs", corrupt)
+    (corrupt / "HEAD").write_bytes(b"\xff\xfe\x00garbage")
+    half.mkdir()
+    (half / "model.json").write_text(json.dumps({"module": "classification", "categories": ["a"]}))  # no input
+    try:
+        datasets = server.get("datasets")
+        assert datasets.status_code == 200, datasets.text
+        data = datasets.json()
+        assert "discs" in [d["name"] for d in data["datasets"]]
+        assert "corrupt" not in [d["name"] for d in data["datasets"]]
+        [broken] = data["broken"]
+        assert broken["name"] == "corrupt" and broken["reason"]
+        models = server.get("models")
+        assert models.status_code == 200, models.text
+        assert "half" not in [m["name"] for m in models.json()["models"]]
+        assert [b["name"] for b in models.json()["broken"]] == ["half"]
+        assert models.json()["broken"][0]["reason"]
+    finally:
+        shutil.rmtree(corrupt)
+        shutil.rmtree(half)

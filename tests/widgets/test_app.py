@@ -113,10 +113,29 @@ def test_segmentation_tab_tests_and_keeps_predicted_masks(blobs: Workspace) -> N
     assert panel.picture(image_id).shape == (48, 48, 3)
 
 
-def test_read_only_app_disables_edits(discs: Workspace) -> None:
+def test_read_only_app_hides_edits(discs: Workspace) -> None:
     app = App(discs, module="classification", read_only=True)
-    assert app.dataset.buttons["Delete"].disabled and app.training.train_button.disabled
-    assert not app.dataset.buttons["Export"].disabled
+    assert "Delete" not in app.dataset.buttons and not app.dataset.buttons["Export"].disabled
+    rows = app.training.widget.children
+    assert all(app.training.train_button not in getattr(row, "children", ()) for row in rows)  # see test_read_only
+
+
+def test_broken_datasets_and_models_are_listed_as_such(discs: Workspace) -> None:
+    """One dataset with a corrupt HEAD and one model whose record lacks a field: the panels open, list the good
+    ones and name the broken ones with the reason."""
+    import json
+    import shutil
+
+    shutil.copytree(discs.path / "datasets" / "discs", discs.path / "datasets" / "corrupt")
+    (discs.path / "datasets" / "corrupt" / "HEAD").write_bytes(b"\xff\xfe garbage")
+    (discs.path / "models" / "half").mkdir()
+    (discs.path / "models" / "half" / "model.json").write_text(json.dumps({"module": "classification"}))
+    for read_only in (False, True):
+        app = App(discs, module="classification", read_only=read_only)
+        assert app.dataset.datasets.options == ("discs",) and app.models.models.options == ()
+        assert "corrupt" in app.dataset.broken.value and "Unreadable datasets" in app.dataset.broken.value
+        assert "half" in app.models.broken.value and "Unreadable models" in app.models.broken.value
+        assert app.inference.model.options == () and app.training.dataset.options == ("discs",)
 
 
 def test_roc_view_click_sets_threshold() -> None:
