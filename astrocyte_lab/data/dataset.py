@@ -34,7 +34,7 @@ from astrocyte_lab.data.objects import (
     with_objects,
 )
 from astrocyte_lab.data.sources import DatasetSet, SourceImage, discover
-from astrocyte_lab.data.store import DatasetStore, storage_error
+from astrocyte_lab.data.store import DamagedDatasetError, DatasetStore, storage_error
 from astrocyte_lab.errors import AstrocyteError, ConcurrentEditError
 
 SPLITS: tuple[str, ...] = ("auto", "train", "validation")
@@ -59,6 +59,30 @@ class DatasetInfo:
     @property
     def dimensions(self) -> str:
         return f"{self.width} x {self.height} x {self.channels}"
+
+
+#: Table attributes every saved version has, with the type each must parse to.
+REQUIRED_ATTRIBUTES: dict[str, type] = {"module": str, "width": int, "height": int, "channels": int,
+                                        "next_image_id": int, "categories": list}
+
+
+def _check_attributes(table: xr.Dataset) -> None:
+    """Raise ValueError when a required attribute is missing or of the wrong type (JSON ones are parsed)."""
+    for key, kind in REQUIRED_ATTRIBUTES.items():
+        if key not in table.attrs:
+            raise ValueError(f"attribute {key!r} is missing")
+        value = table.attrs[key]
+        if kind in (list, dict) and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"attribute {key!r} is not JSON ({exc})") from None
+        elif kind is int and isinstance(value, np.integer):
+            value = int(value)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"attribute {key!r} is {type(value).__name__}, expected {kind.__name__}")
+    if not all(isinstance(c, str) for c in json.loads(table.attrs["categories"])):
+        raise ValueError("attribute 'categories' must be a list of names")
 
 
 def _now() -> str:
@@ -672,11 +696,17 @@ class Dataset:
     def reload(self) -> None:
         """Discard unsaved edits and read the last saved version."""
         self._version = self._store.current_version()
-        self._table = _with_prediction_columns(self._store.load_table(self._version))
-        self._objects = objects_from_table(self._table, self.categories)
-        self._predicted = objects_from_table(self._table, self.categories, PREDICTED)
-        saved = self._table.attrs.get("generation_report")
-        self.last_report = GenerationReport.from_dict(json.loads(saved)) if saved else None
+        table = self._store.load_table(self._version)
+        try:  # damaged attributes or object columns: name the dataset, never a raw KeyError / JSON error
+            _check_attributes(table)
+            self._table = _with_prediction_columns(table)
+            self._objects = objects_from_table(self._table, self.categories)
+            self._predicted = objects_from_table(self._table, self.categories, PREDICTED)
+            saved = self._table.attrs.get("generation_report")
+            self.last_report = GenerationReport.from_dict(json.loads(saved)) if saved else None
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+            raise DamagedDatasetError(f"dataset {self.name!r}, version {self._version}: damaged table "
+                                      f"({type(exc).__name__}: {exc})") from exc
         self._pending_masks = {}
         self._pending_predicted_masks = {}
         self._batches = {}

@@ -231,3 +231,20 @@ def test_damaged_workspace_marker_names_the_file(tmp_path):
     (tmp_path / "w/workspace.json").write_text('{"format_version": "1"}')
     with pytest.raises(AstrocyteError, match=r"workspace\.json: format_version"):
         Workspace(tmp_path / "w")
+
+
+@pytest.mark.parametrize("damage", [("categories", "[not json"), ("categories", "[1, 2]"), ("module", None),
+                                    ("width", "wide")])
+def test_damaged_table_attributes_name_the_dataset(ws, sets, damage):
+    ws.create_dataset("d", "classification", sets)
+    store = store_module.DatasetStore(ws.path / "datasets" / "d")
+    table = store.load_table()
+    key, value = damage
+    if value is None:
+        del table.attrs[key]
+    else:
+        table.attrs[key] = value
+    store.save_table(table)
+    with pytest.raises(DamagedDatasetError, match=rf"dataset 'd', version v\d+: damaged table .*{key}"):
+        ws.dataset("d")
+    assert [b.name for b in ws.broken()] == ["d"]
