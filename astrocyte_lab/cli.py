@@ -13,7 +13,7 @@ import typer
 from tqdm import tqdm
 
 from astrocyte_lab import cli_dashboard, cli_databases, cli_models
-from astrocyte_lab.cli_common import WorkspaceOption, parse_size
+from astrocyte_lab.cli_common import WorkspaceOption, parse_size, report_broken
 from astrocyte_lab.cli_common import fail as _fail
 from astrocyte_lab.cli_common import workspace_of as _workspace
 from astrocyte_lab.data.categories import MODULES
@@ -50,15 +50,19 @@ def _progress(title: str) -> Iterator[Callable[[int, int], None]]:
 def datasets_list(workspace: WorkspaceOption = None,
                   as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List datasets with module, image dimensions, image count, update time and description."""
-    infos = _workspace(workspace).datasets()
+    ws = _workspace(workspace)
+    infos = ws.datasets()
+    broken = [b for b in ws.broken() if b.kind == "dataset"]
     if as_json:
         typer.echo(json.dumps([{**i.__dict__, "categories": list(i.categories)} for i in infos], indent=1))
+        report_broken(broken)
         return
-    if not infos:
+    if not infos and not broken:
         typer.echo("no datasets")
     for i in infos:
         typer.echo(f"{i.name:24} {i.module:15} {i.dimensions:16} {i.images:6d} images  {i.updated}  "
                    f"{i.description}")
+    report_broken(broken)
 
 
 @datasets_app.command("create")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from astrocyte_lab.data.workspace import Workspace, default_home
+from astrocyte_lab.data.workspace import BrokenItem, Workspace, default_home
 
 WorkspaceOption = Annotated[
     Path | None,
@@ -24,6 +25,12 @@ def fail(exc: Exception) -> typer.Exit:
     """Print a user error in red on stderr; the command exits with status 1."""
     typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
     return typer.Exit(code=1)
+
+
+def report_broken(broken: Sequence[BrokenItem]) -> None:
+    """Datasets or models that cannot be read, one line each on stderr (the listing goes on without them)."""
+    for item in broken:
+        typer.secho(f"unreadable {item.kind} {item.name}: {item.reason}", err=True, fg=typer.colors.YELLOW)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

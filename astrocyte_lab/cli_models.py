@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from astrocyte_lab.cli_common import WorkspaceOption, fail, parse_size, workspace_of
+from astrocyte_lab.cli_common import WorkspaceOption, fail, parse_size, report_broken, workspace_of
 from astrocyte_lab.errors import AstrocyteError
 
 models_app = typer.Typer(help="List, rename, delete, export and import trained models.", no_args_is_help=True)
@@ -158,9 +158,11 @@ def register(app: typer.Typer) -> None:
 @models_app.command("list")
 def models_list(workspace: WorkspaceOption = None) -> None:
     """Trained models with module, input size, categories, creation time, duration and metrics."""
-    for info in workspace_of(workspace).models():
+    ws = workspace_of(workspace)
+    for info in ws.models():
         typer.echo(f"{info.name:28} {info.module:15} {info.architecture:22} {info.width}x{info.height}x{info.channels} "
                    f"{info.created}  {info.duration_s:7.1f} s  {json.dumps(info.performance)}")
+    report_broken([b for b in ws.broken() if b.kind == "model"])
 
 
 @models_app.command("info")

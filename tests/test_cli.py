@@ -144,3 +144,26 @@ def test_add_database_errors_name_the_file_and_save_nothing(detection_folders: P
     result = runner.invoke(app, ["datasets", "add-database", "y", "--format", "yolo", "--annotations",
                                  str(root / "labels"), "--images", str(root / "images"), "--workspace", ws])
     assert result.exit_code == 1 and "--names" in result.output
+
+
+def test_lists_go_on_past_an_unreadable_dataset_or_model(folders: Path) -> None:
+    ws = str(folders / "ws")
+    for name in ("good", "bad"):
+        invoke("datasets", "create", name, "--module", "classification", "-l", str(folders / "src"),
+               "--use-folder-name", "--workspace", ws)
+    (folders / "ws" / "datasets" / "bad" / "HEAD").write_bytes(b"\xff\xfe garbage")
+    (folders / "ws" / "models" / "junk").mkdir(parents=True)
+    (folders / "ws" / "models" / "junk" / "model.json").write_text('{"module": "classification"}')
+    result = runner.invoke(app, ["datasets", "list", "--workspace", ws])
+    assert result.exit_code == 0 and "good" in result.stdout and "bad" not in result.stdout
+    assert "unreadable dataset bad:" in result.stderr
+    result = runner.invoke(app, ["models", "list", "--workspace", ws])
+    assert result.exit_code == 0 and "unreadable model junk:" in result.stderr
+
+
+def test_predict_with_a_bad_package_is_an_error_not_a_traceback(folders: Path) -> None:
+    package = folders / "bad.astromodel"
+    package.write_bytes(b"PK\x03\x04 not a zip at all")
+    result = runner.invoke(app, ["predict", str(package), str(folders / "src" / "nut" / "nut_0.png")])
+    assert result.exit_code == 1 and "error:" in result.stderr and str(package) in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
