@@ -12,13 +12,13 @@ import html
 import tempfile
 from pathlib import Path
 
-import cv2
 import ipywidgets as widgets
 import numpy as np
 
 from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.evaluation import render
 from astrocyte_lab.modules.registry import entry
+from astrocyte_lab.runtime import AstromodelError, load_image
 from astrocyte_lab.widgets.messages import run_guarded
 from astrocyte_lab.widgets.state import AppState, editing
 
@@ -132,15 +132,8 @@ class InferencePanel:
         self.image_list.options = [name for name, _ in self.images]
 
     def load_uploads(self) -> None:
-        added = []
-        for item in self.upload.value:
-            data = np.frombuffer(bytes(item["content"]), np.uint8)
-            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-            if image is None:
-                raise AstrocyteError(f"{item['name']}: not a readable image")
-            if image.ndim == 3:
-                image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-            added.append((item["name"], image))
+        """Decode uploaded files with the runtime's reader (what a deployment does: its pixel limit, its errors)."""
+        added = [(item["name"], decode_upload(item["name"], bytes(item["content"]))) for item in self.upload.value]
         self.images += added
         self.image_list.options = [name for name, _ in self.images]
 
@@ -157,8 +150,6 @@ class InferencePanel:
         predictor = self.predictor_for_model()
         source = self._image(name)
         prediction = predictor.predict(source)
-        from astrocyte_lab.runtime.preprocess import load_image
-
         image = load_image(source) if isinstance(source, Path) else source
         self.picture.value = render.png_bytes(result_picture(image, prediction, predictor.categories))
         self.result.value = (f"<b>{html.escape(str(prediction.label))}</b> score {prediction.score:.3f} "
@@ -236,3 +227,14 @@ def result_picture(image: np.ndarray, prediction, categories: list[str]) -> np.n
     if objects:
         rgb = render.draw_objects(rgb, objects, render.category_colours(categories), predicted=True)
     return rgb
+
+
+def decode_upload(name: str, content: bytes) -> np.ndarray:
+    """One uploaded image file as the runtime reads it; a refusal names the upload, not a temporary path."""
+    with tempfile.TemporaryDirectory(prefix="astrocyte-upload-") as folder:
+        path = Path(folder) / f"upload{Path(name).suffix[:16]}"
+        path.write_bytes(content)
+        try:
+            return load_image(path)
+        except (AstromodelError, OSError) as exc:
+            raise AstrocyteError(f"{name}: {str(exc).replace(str(path), 'upload')}") from None

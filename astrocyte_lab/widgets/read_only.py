@@ -123,3 +123,7 @@ class ReadOnlyWorkspace(Workspace):
 
     def backup(self, file) -> Path:
         return super().backup(check_outside(self.path, file, "write a backup"))
+
+    @classmethod
+    def restore(cls, file, path=None, overwrite=False) -> NoReturn:
+        refuse(Path(path or "workspace"), f"restore a backup from {file}")

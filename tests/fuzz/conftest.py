@@ -12,6 +12,7 @@ project error's message when it raised one (as :class:`Refused`).
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import pickle
@@ -28,6 +29,7 @@ from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.runtime.errors import AstromodelError
 
 PROJECT_ERRORS = (AstrocyteError, AstromodelError)
+M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,20 @@ def _mapped_bytes() -> int:
         return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _fewer_reservations() -> None:
+    """Keep address-space use independent of the core count: glibc reserves 64 MiB per malloc arena (one per
+    thread, up to 8 x cores) and zarr reads through a thread pool sized by the core count."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 2)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+    import zarr
+
+    zarr.config.set({"threading.max_workers": 2})
+
+
 def _child(conn: Any, fn: Callable[..., Any], args: tuple, memory_mib: int) -> None:
+    _fewer_reservations()
     limit = _mapped_bytes() + memory_mib * (1 << 20)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:

@@ -28,8 +28,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from astrocyte_lab.runtime import load_package, write_package
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                        HealthCheck.too_slow])
+FUZZ = settings(max_examples=40, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 MEMORY_MIB = 768
 
 

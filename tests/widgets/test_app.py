@@ -10,6 +10,7 @@ import pytest
 
 from astrocyte_lab import Location, NamedSet, Workspace
 from astrocyte_lab.data.annotations import Box
+from astrocyte_lab.errors import AstrocyteError
 from astrocyte_lab.widgets import App
 from astrocyte_lab.widgets.forms import ConfigForm
 from astrocyte_lab.widgets.results import RocView
@@ -182,3 +183,21 @@ def test_auto_train_from_the_training_tab(discs: Workspace) -> None:
     assert job.result(timeout=600) == "auto1"
     assert training.trial_plot is not None and len(training.trial_plot.curves()[0]) >= 1
     assert len(discs.model_store.record("auto1")["auto"]["trials"]) == 2
+
+
+def test_uploads_decode_like_the_runtime_and_refuse_junk_naming_the_upload(monkeypatch) -> None:
+    import io
+
+    from PIL import Image
+
+    from astrocyte_lab.widgets.inference_panel import decode_upload
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((6, 8, 3), (10, 20, 30), np.uint8)).save(buffer, format="PNG")
+    image = decode_upload("part.png", buffer.getvalue())
+    assert image.shape == (6, 8, 3) and tuple(image[0, 0]) == (10, 20, 30)  # RGB, as the runtime reads it
+    with pytest.raises(AstrocyteError, match=r"^junk\.png: .*upload"):
+        decode_upload("junk.png", b"\x89PNG\r\n\x1a\n not an image")
+    monkeypatch.setenv("ASTROCYTE_MAX_IMAGE_PIXELS", "40")
+    with pytest.raises(AstrocyteError, match=r"^part\.png: .*ASTROCYTE_MAX_IMAGE_PIXELS"):
+        decode_upload("part.png", buffer.getvalue())
