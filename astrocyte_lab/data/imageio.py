@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from astrocyte_lab.data.limits import check_image_pixels
+from astrocyte_lab.data.limits import check_image_pixels, limit
 from astrocyte_lab.errors import ImageReadError, LimitError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -51,8 +51,19 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def _follow_our_pixel_limit() -> None:
+    """Let ``ASTROCYTE_MAX_IMAGE_PIXELS`` decide, not Pillow's fixed 89 Mpx warning / 179 Mpx error.
+
+    Our check reads the header and refuses above our limit; Pillow's bomb check then only has to allow what we
+    allow (it errors above twice its own limit). A caller that disabled Pillow's check (None) keeps that.
+    """
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit("image_pixels"):
+        Image.MAX_IMAGE_PIXELS = limit("image_pixels")
+
+
 def probe(path: Path) -> ImageInfo:
     """Read an image's size, channel count and depth from its header (no pixel decode)."""
+    _follow_our_pixel_limit()
     try:
         with Image.open(path) as im:
             width, height = im.size
@@ -85,6 +96,7 @@ def _check_header(path: Path) -> None:
 
     Headers Pillow cannot read are left to the decoder, whose result is checked after decoding.
     """
+    _follow_our_pixel_limit()
     try:
         with Image.open(path) as im:
             width, height = im.size

@@ -229,3 +229,26 @@ def test_float_images_convert_without_a_float64_copy(tmp_path):
     out = imageio._normalise_layout(tmp_path / "f.tif", image.copy())
     assert out.dtype == np.uint16 and out.shape == (24, 32, 1)
     assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 65535
+
+
+def _png_header_only(path, width: int, height: int) -> None:
+    """A PNG that declares ``width x height`` grey pixels but holds almost no data (the header is what is probed)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def test_our_pixel_limit_decides_not_pillows(tmp_path, monkeypatch):
+    path = tmp_path / "line_scan.png"
+    _png_header_only(path, 15000, 15000)  # 225 Mpx: above Pillow's own 179 Mpx error, below our default
+    monkeypatch.delenv("ASTROCYTE_MAX_IMAGE_PIXELS", raising=False)
+    assert (imageio.probe(path).width, imageio.probe(path).height) == (15000, 15000)
+    monkeypatch.setenv("ASTROCYTE_MAX_IMAGE_PIXELS", str(100_000_000))
+    with pytest.raises(imageio.ImageTooLargeError, match=r"line_scan.png: image size 15000 x 15000"):
+        imageio.probe(path)
