@@ -12,6 +12,9 @@ from astrocyte_lab.errors import AstrocyteError
 
 Correction = Literal["exclude", "resize", "resize_keep_aspect", "crop"]
 CORRECTIONS: tuple[str, ...] = ("exclude", "resize", "resize_keep_aspect", "crop")
+# How :func:`resize` brings an image to the dataset's size, as models record it (``input.dataset_resize``):
+# the deployable package repeats it on camera-size images (astrocyte_lab.runtime.preprocess.dataset_image).
+SHRINK_METHOD = "area"
 
 
 def check_correction(method: str, where: str = "correction") -> str:
@@ -40,7 +43,11 @@ def fit_within(size: tuple[int, int], max_size: tuple[int, int] | None) -> tuple
 
 
 def resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """Resize an ``(H, W[, C])`` array to ``size = (w, h)``; area filter when shrinking."""
+    """Resize an ``(H, W[, C])`` array to ``size = (w, h)``; area filter when shrinking.
+
+    Images: ``INTER_AREA`` when both sides shrink, else ``INTER_LINEAR`` (:data:`SHRINK_METHOD` ``"area"``). The
+    runtime's ``dataset_image`` repeats exactly this on the full-size pixels, so change both or neither.
+    """
     width, height = size
     if image.shape[1] == width and image.shape[0] == height:
         return image

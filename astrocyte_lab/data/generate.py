@@ -267,8 +267,9 @@ def _decode(item: tuple[SourceImage, imageio.ImageInfo, str], geometry: ImageGeo
     source, info, method = item
     size = (geometry.width, geometry.height)
     try:
-        reduce = _jpeg_reduction(info, geometry) if not method else 1
-        image = imageio.read_image(source.path, reduce=reduce, grey=info.channels == 1)
+        # Always the full-size decode (no reduced JPEG decoding): a deployed package gets full-size camera pixels
+        # and can repeat the resize below exactly, not a decoder's DCT-domain shrink.
+        image = imageio.read_image(source.path, grey=info.channels == 1)
         converted = ""
         if image.shape[2] != geometry.channels:
             converted = f"{image.shape[2]} -> {geometry.channels} channel(s)"
@@ -285,18 +286,7 @@ def _decode(item: tuple[SourceImage, imageio.ImageInfo, str], geometry: ImageGeo
             mask = correct(raw, size, method, nearest=True) if method else resize(raw, size, nearest=True)
     except ImageReadError as exc:
         return _reason(exc, source.path)
-    if image.shape[:2] != (geometry.height, geometry.width):  # reduced JPEG decode rounds up
-        image = resize(image, size)
     return image, mask, converted
-
-
-def _jpeg_reduction(info: imageio.ImageInfo, geometry: ImageGeometry) -> int:
-    """Largest DCT scale (1/2, 1/4, 1/8) that still decodes at least the target size."""
-    factor = 1
-    for candidate in (2, 4, 8):
-        if info.width // candidate >= geometry.width and info.height // candidate >= geometry.height:
-            factor = candidate
-    return factor if info.channels == geometry.channels and info.bit_depth == 8 else 1
 
 
 def _write_block(pixels, masks, start: int, images: np.ndarray, mask_stack: np.ndarray | None) -> None:

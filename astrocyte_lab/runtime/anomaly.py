@@ -26,7 +26,9 @@ mask resized by nearest neighbour as in preprocessing) and the map is resized bi
 :func:`~astrocyte_lab.runtime.tiling.tile_grid` (border tiles padded with the tile's mean), the tile maps are
 stitched with :func:`~astrocyte_lab.runtime.tiling.blend_weights` and the score is taken on the stitched map
 (``model``: the largest tile score). Either way the heatmap is returned at the image's own resolution:
-zero outside the crop box and on pixels the ROI mask ignores.
+zero outside the crop box and on pixels the ROI mask ignores. With ``input.dataset_resize`` all of this
+happens on the image brought to the dataset's size (the frame the crop refers to), and the heatmap is then
+resized bilinearly to the image.
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ import numpy as np
 
 from astrocyte_lab.runtime.errors import PackageError
 from astrocyte_lab.runtime.heads import PackageHead
-from astrocyte_lab.runtime.preprocess import _mask_used, preprocess, preprocess_full, resize_bilinear
+from astrocyte_lab.runtime.preprocess import (
+    _mask_used,
+    dataset_image,
+    preprocess,
+    preprocess_full,
+    resize_bilinear,
+)
 from astrocyte_lab.runtime.tiling import blend_weights, extract_tile, stitch, tile_grid
 
 SCORE_MODES: tuple[str, ...] = ("map_max", "model")
@@ -187,7 +195,20 @@ class AnomalyScorer(PackageHead):
         return self.categories[1] if score >= self.threshold else self.categories[0]
 
     def predict(self, images: Sequence[np.ndarray], batch_size: int) -> list[AnomalyPrediction]:
-        """One prediction per image; untiled images run ``batch_size`` at a time, tiles ``batch_size`` at a time."""
+        """One prediction per image; untiled images run ``batch_size`` at a time, tiles ``batch_size`` at a time.
+
+        Each image is first brought to the dataset's size (:func:`dataset_image`, a no-op for packages without
+        ``input.dataset_resize`` and for images of that size); the heatmap is resized back to the image.
+        """
+        frames = [dataset_image(image, self.meta_input) for image in images]
+        results = self._predict_frames(frames, batch_size)
+        for image, result in zip(images, results, strict=True):
+            height, width = np.shape(image)[:2]
+            if result.heatmap is not None and result.heatmap.shape != (height, width):
+                result.heatmap = resize_map(result.heatmap, width, height)
+        return results
+
+    def _predict_frames(self, images: Sequence[np.ndarray], batch_size: int) -> list[AnomalyPrediction]:
         if self.tiled:
             return [self._tiled(image, batch_size) for image in images]
         results: list[AnomalyPrediction] = []

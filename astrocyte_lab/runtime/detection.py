@@ -23,6 +23,9 @@ Boxes are mapped back to image pixels (scaled by crop size / input size, shifted
 boxes are shifted by its origin, and with ``whole_image`` the resized whole image's boxes are added (for
 objects larger than a tile's overlap can hold). All candidates then go through one NMS.
 
+With ``input.dataset_resize`` all of this happens on the image brought to the dataset's size (the frame the
+crop refers to); the candidates are then scaled to the image's pixels before NMS.
+
 NMS is greedy by score: axis-aligned boxes by IoU, rotated boxes by ProbIoU (boxes as 2-D Gaussians, the
 measure Ultralytics uses for oriented boxes); classes are kept apart unless ``class_agnostic``.
 """
@@ -39,7 +42,7 @@ import numpy as np
 
 from astrocyte_lab.runtime.errors import PackageError
 from astrocyte_lab.runtime.heads import PackageHead
-from astrocyte_lab.runtime.preprocess import preprocess, preprocess_full
+from astrocyte_lab.runtime.preprocess import dataset_image, preprocess, preprocess_full
 from astrocyte_lab.runtime.tiling import extract_tile, tile_grid
 
 MAX_DETECTIONS = 5000
@@ -343,17 +346,29 @@ class Detector(PackageHead):
         if self.tiled:
             for image in images:
                 started = time.perf_counter()
-                found = self._tiled(image, batch_size, conf)
+                frame = dataset_image(image, self.meta_input)
+                found = self._to_image(self._tiled(frame, batch_size, conf), frame, image)
                 results.append(self._finish(found, params, started))
             return results
         for first in range(0, len(images), batch_size):
             started = time.perf_counter()
             chunk = images[first:first + batch_size]
-            found = self._whole(chunk, conf)
+            frames = [dataset_image(image, self.meta_input) for image in chunk]
+            found = [self._to_image(candidates, frame, image)
+                     for candidates, frame, image in zip(self._whole(frames, conf), frames, chunk, strict=True)]
             share = (time.perf_counter() - started) / len(chunk)
             for candidates in found:
                 results.append(self._finish(candidates, params, time.perf_counter() - share))
         return results
+
+    @staticmethod
+    def _to_image(candidates: Candidates, frame: np.ndarray, image: np.ndarray) -> Candidates:
+        """Boxes found on ``frame`` (the image at the dataset's size, see :func:`dataset_image`) in ``image``'s
+        pixels; unchanged when both have one size."""
+        (frame_h, frame_w), (height, width) = frame.shape[:2], np.shape(image)[:2]
+        if (frame_h, frame_w) == (height, width):
+            return candidates
+        return candidates.scaled(width / frame_w, height / frame_h)
 
     def _whole(self, images: Sequence[np.ndarray], conf: float) -> list[Candidates]:
         batch = np.stack([preprocess(image, self.meta_input, self.roi, self.roi_mask) for image in images])

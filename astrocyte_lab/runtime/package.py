@@ -17,10 +17,10 @@ Members (all at the archive root):
 
 Other members are kept as they are when a predictor saves the package again (room for later additions).
 
-``metadata.json``, format version 1 (unknown extra keys are allowed and preserved)::
+``metadata.json``, format version 1 or 2 (unknown extra keys are allowed and preserved)::
 
     {"format": "astromodel",            # fixed
-     "format_version": 1,               # readers refuse a newer version
+     "format_version": 1,               # readers refuse a newer version; 2 with input.dataset_resize
      "module": "classification",        # anomaly | classification | detection | segmentation
      "name": "my model",
      "created": "2026-11-24T10:00:00+00:00",   # ISO 8601, set by write_package when missing
@@ -32,6 +32,7 @@ Other members are kept as they are when a predictor saves the package again (roo
                "source_channels": 3,          # channels of the training images (informational)
                "bit_depth": 8,                # uint16 pixels are divided by 2**bit_depth - 1
                "resize": "bilinear",          # the only method so far
+               "dataset_resize": {"width": 640, "height": 480, "method": "area"},   # optional, see below
                "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},   # one value per channel
      "roi": {"crop": [x, y, w, h] or null,   # pixels from the image's top-left corner
              "mask": "roi_mask.png" or null},
@@ -49,6 +50,13 @@ Other members are kept as they are when a predictor saves the package again (roo
          "metric": "cosine",            # the only metric so far
          "temperature": 10.0,           # optional, default 10: scores = softmax(temperature * similarity)
          "undefined_label": "Undefined"}}
+
+``input.dataset_resize`` (format version 2) is the size the training dataset's images were generated at: an
+image of another size is first brought to it as generation did (``"area"``: OpenCV's ``INTER_AREA`` when both
+sides shrink, else bilinear; see :func:`astrocyte_lab.runtime.preprocess.dataset_image`), and the ROI crop and
+mask refer to that size. Packages carrying it are written as version 2, so that older readers, which would
+skip the step and feed the model other pixels, refuse them; packages without it stay version 1 and keep
+resizing straight to the input size.
 
 Outputs per module: classification needs ``logits`` ``(N, K)`` unless it is continual; a continual package
 needs ``embedding`` ``(N, D)`` (its labels come from the prototypes, the logits are not used). Segmentation
@@ -79,7 +87,8 @@ from astrocyte_lab.runtime.errors import FormatVersionError, PackageError
 from astrocyte_lab.runtime.limits import METADATA_BYTES, above, env_name, image_pixels_problem, limit, strict_json
 
 FORMAT_NAME = "astromodel"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: input.dataset_resize
+DATASET_RESIZE_METHODS: tuple[str, ...] = ("area",)
 SUFFIX = ".astromodel"
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
@@ -202,12 +211,37 @@ def _validate_input(section: Any, where: str) -> None:
         raise _fail(where, f"input.bit_depth must be an integer from 1 to 16, got {depth!r}")
     if section.get("resize", "bilinear") != "bilinear":
         raise _fail(where, f"input.resize {section.get('resize')!r} is not supported (only 'bilinear')")
+    _validate_dataset_resize(section.get("dataset_resize"), where)
     for key, default in (("mean", 0.0), ("std", 1.0)):
         values = section.get(key, [default] * channels)
         if not isinstance(values, list) or len(values) != channels or not all(_is_number(v) for v in values):
             raise _fail(where, f"input.{key} must be a list of {channels} numbers, got {values!r}")
     if any(float(v) == 0.0 for v in section.get("std", [1.0])):
         raise _fail(where, "input.std must not contain 0")
+
+
+def _validate_dataset_resize(section: Any, where: str) -> None:
+    """``input.dataset_resize``: null/absent, or ``{"width", "height", "method"}`` within the image limits."""
+    if section is None:
+        return
+    if not isinstance(section, Mapping):
+        raise _fail(where, "input.dataset_resize must be an object or null")
+    for key in ("width", "height"):
+        if not _is_int(section.get(key)) or section[key] <= 0:
+            raise _fail(where, f"input.dataset_resize.{key} must be a positive integer, got "
+                               f"{_show(section.get(key))}")
+    problem = image_pixels_problem(int(section["width"]), int(section["height"]))
+    if problem:
+        raise _fail(where, f"input.dataset_resize: {problem}")
+    if section.get("method") not in DATASET_RESIZE_METHODS:
+        raise _fail(where, f"input.dataset_resize.method {_show(section.get('method'))} is not supported "
+                           f"(only {', '.join(repr(m) for m in DATASET_RESIZE_METHODS)})")
+
+
+def format_version(metadata: Mapping[str, Any]) -> int:
+    """The lowest format version that holds ``metadata``: 2 with ``input.dataset_resize``, else 1 (so older
+    readers still open packages that need nothing new, and refuse those they would misread)."""
+    return 2 if (metadata.get("input") or {}).get("dataset_resize") else 1
 
 
 def _validate_roi(section: Any, where: str) -> None:
@@ -417,10 +451,10 @@ def write_package(path: str | os.PathLike[str], onnx_bytes: bytes | str | os.Pat
     """Write an ``.astromodel`` file atomically (a temporary file in the same folder, then a rename).
 
     ``onnx_bytes`` is the serialised model (or a path to an ``.onnx`` file). ``metadata`` is completed and
-    validated, not modified: ``format``/``format_version`` are set to this version, ``created`` and
-    ``producer`` filled when missing, ``roi.mask`` set to ``roi_mask.png`` when ``roi_mask`` is given (a 2-D
-    bool/uint8 array, or PNG bytes) and ``continual.prototypes`` to ``prototypes.npy`` when ``prototypes``
-    (float ``(K, D)``) are given. Returns the path written. Raises :class:`PackageError` on bad input.
+    validated, not modified: ``format``/``format_version`` are set (the lowest version that holds the metadata),
+    ``created`` and ``producer`` filled when missing, ``roi.mask`` set to ``roi_mask.png`` when ``roi_mask`` is
+    given (a 2-D bool/uint8 array, or PNG bytes) and ``continual.prototypes`` to ``prototypes.npy`` when
+    ``prototypes`` (float ``(K, D)``) are given. Returns the path written. Raises :class:`PackageError` on bad input.
     """
     path = Path(path)
     where = str(path)
@@ -435,7 +469,7 @@ def write_package(path: str | os.PathLike[str], onnx_bytes: bytes | str | os.Pat
     except (TypeError, ValueError) as exc:
         raise _fail(where, f"metadata is not JSON serialisable ({exc})") from exc
     meta["format"] = FORMAT_NAME
-    meta["format_version"] = FORMAT_VERSION
+    meta["format_version"] = format_version(meta)
     meta.setdefault("created", now_iso())
     meta.setdefault("producer", producer())
     meta.setdefault("name", path.name.removesuffix(SUFFIX))

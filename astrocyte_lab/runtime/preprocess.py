@@ -3,6 +3,12 @@
 Training and deployment both call :func:`preprocess`, so a model sees exactly the same pixels in both places.
 For an image ``(H, W)`` or ``(H, W, C)`` the steps are:
 
+0. **dataset size**: when ``input["dataset_resize"] = {"width": w, "height": h, "method": "area"}`` is set and
+   the image is not ``w x h``, it is first brought to that size as the dataset's images were when they were
+   generated: :func:`resize_area` (exactly OpenCV's ``INTER_AREA``) when both sides shrink, else bilinear,
+   rounded to the image's pixel type (:func:`dataset_image`). So a package fed the original camera-size files
+   sees the pixels the model was trained and tested on. The ROI crop and mask refer to this size. Packages
+   without the key (made before it) skip the step.
 1. **crop** to ``roi["crop"] = [x, y, w, h]`` (pixels, from the image's top-left corner). A box that does
    not lie wholly inside the image raises :class:`PreprocessError` (no silent padding: a camera with another
    resolution or a shifted ROI is a set-up mistake worth hearing about).
@@ -15,7 +21,7 @@ For an image ``(H, W)`` or ``(H, W, C)`` the steps are:
    ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on float32 data: half-pixel centres, edge pixels
    repeated, no antialiasing. Skipped when the size already matches.
 5. **normalise** each channel: ``(x - mean) / std``.
-6. **mask**: the ROI mask (8-bit, the size of the crop box, or of the image without a crop; values >= 128
+6. **mask**: the ROI mask (8-bit, the size of the crop box, or of the step-0 image without a crop; values >= 128
    mean "used") is resized to the input size by nearest neighbour with half-pixel centres (as PIL's
    ``NEAREST`` and ``cv2.INTER_NEAREST_EXACT``); ignored pixels are set to 0 after normalisation, i.e. to
    the mean colour.
@@ -27,15 +33,17 @@ in a fraction of the time for camera-sized images. 16-bit images keep the writte
 clipping at ``2**bit_depth - 1`` does not commute with the resize. The result is a C-contiguous
 ``(C, height, width)`` float32 array.
 
-:func:`preprocess_full` runs the same steps without the resize (4): the normalised, masked crop at full
-resolution, channels last ``(H', W', C)``; tiled segmentation cuts its tiles from it. Both share the helpers
-for steps 1-3 and 5 and the mask step 6; the resize comes before normalisation in :func:`preprocess`, as it
-always has, so its output is unchanged.
+:func:`preprocess_full` runs the same steps without the resize (4): the normalised, masked crop at the
+dataset's resolution (after step 0), channels last ``(H', W', C)``; tiled segmentation cuts its tiles from
+it. Both share the helpers for steps 0-3 and 5 and the mask step 6; the resize comes before normalisation
+in :func:`preprocess`, as it always has, so its output is unchanged.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -61,7 +69,7 @@ def preprocess(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mapping[st
     and ``roi_mask`` the decoded ROI mask, or None.
     """
     width, height = int(meta_input["width"]), int(meta_input["height"])
-    array, crop = _cropped(image, roi)
+    array, mask_shape = _cropped(image, meta_input, roi)
     channels = int(meta_input["channels"])
     if array.dtype == np.uint8:  # resize the raw pixels, then scale and convert the small result
         small = convert_channels(resize_bilinear(array, width, height) / np.float32(255.0), channels)
@@ -73,7 +81,7 @@ def preprocess(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mapping[st
                                 pixels=lambda rows: convert_channels(to_unit_range(rows, depth), channels))
     out = normalise(small, meta_input)
     if roi_mask is not None:
-        used = _mask_used(roi_mask, expected=_mask_shape(image, crop), width=width, height=height)
+        used = _mask_used(roi_mask, expected=mask_shape, width=width, height=height)
         out *= used[:, :, None]
     return np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32)
 
@@ -82,40 +90,76 @@ def preprocess_full(image: np.ndarray, meta_input: Mapping[str, Any], roi: Mappi
                     roi_mask: np.ndarray | None = None) -> np.ndarray:
     """All of :func:`preprocess` except the resize: an ``(H', W', C)`` float32 array at the crop's resolution.
 
-    Steps 1-3 (crop, scale, channels), 5 (normalise) and 6 (ROI mask, used at its own resolution, which is the
-    crop's) are the very functions :func:`preprocess` calls. Tiled segmentation cuts its tiles from this array
-    (channels last, as the tiles are cut).
+    Steps 0-3 (dataset size, crop, scale, channels), 5 (normalise) and 6 (ROI mask, used at its own
+    resolution, which is the crop's) are the very functions :func:`preprocess` calls. Tiled segmentation cuts
+    its tiles from this array (channels last, as the tiles are cut).
     """
-    out, crop = _prepared(image, meta_input, roi)
+    out, mask_shape = _prepared(image, meta_input, roi)
     _normalise_in_place(out, meta_input)
     if roi_mask is not None:
         height, width = out.shape[:2]
-        used = _mask_used(roi_mask, expected=_mask_shape(image, crop), width=width, height=height)
+        used = _mask_used(roi_mask, expected=mask_shape, width=width, height=height)
         out *= used[:, :, None]
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def _prepared(image: np.ndarray, meta_input: Mapping[str, Any],
-              roi: Mapping[str, Any] | None) -> tuple[np.ndarray, Sequence[int] | None]:
-    """Steps 1-3: the cropped image as float32 ``(H', W', C)`` in [0, 1] with the model's channels, and the crop.
+              roi: Mapping[str, Any] | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Steps 0-3: the cropped image as float32 ``(H', W', C)`` in [0, 1] with the model's channels, and the ROI
+    mask's expected ``(height, width)``.
 
     The result is the only full-size allocation: it is filled by bands of :data:`BAND_ROWS` rows, so a
     16-bit or float64 camera image never has a full-size intermediate copy.
     """
-    array, crop = _cropped(image, roi)
+    array, mask_shape = _cropped(image, meta_input, roi)
     depth, channels = int(meta_input.get("bit_depth", 8)), int(meta_input["channels"])
     out = np.empty(array.shape[:2] + (channels,), np.float32)
     for first in range(0, array.shape[0], BAND_ROWS):
         out[first:first + BAND_ROWS] = convert_channels(to_unit_range(array[first:first + BAND_ROWS], depth), channels)
-    return out, crop
+    return out, mask_shape
 
 
-def _cropped(image: np.ndarray, roi: Mapping[str, Any] | None) -> tuple[np.ndarray, Sequence[int] | None]:
-    """Step 1 on the raw pixels: ``(H', W', C)`` (grey gets a channel axis; alpha is dropped) and the crop.
+def _cropped(image: np.ndarray, meta_input: Mapping[str, Any],
+             roi: Mapping[str, Any] | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Steps 0-1 on the raw pixels: the crop of :func:`dataset_image` and the ROI mask's expected ``(h, w)``
+    (the crop box's, or the dataset-sized image's without a crop).
 
-    The image is checked first: its shape, pixel type, size (the pixel limit) and, for float pixels, that the
-    crop holds no NaN or infinity (a model fed one answers NaN scores).
+    For float pixels the crop is checked for NaN and infinity (a model fed one answers NaN scores).
     """
+    array = dataset_image(image, meta_input)
+    mask_shape = (int(array.shape[0]), int(array.shape[1]))
+    crop = (roi or {}).get("crop")
+    if crop is not None:
+        array = crop_image(array, crop)
+        mask_shape = (int(crop[3]), int(crop[2]))
+    if np.issubdtype(array.dtype, np.floating):
+        _check_finite(array)
+    return array, mask_shape
+
+
+def dataset_image(image: np.ndarray, meta_input: Mapping[str, Any]) -> np.ndarray:
+    """Step 0: the raw pixels as ``(H, W, C)`` at the size of the images the model was trained on.
+
+    The image is checked first (shape, pixel type, the pixel limit); grey gets a channel axis and an alpha
+    plane is dropped. ``input.dataset_resize`` (``{"width", "height", "method": "area"}``) is the size the
+    dataset generation brought its images to: an image of another size is brought there the same way,
+    :func:`resize_area` (OpenCV's ``INTER_AREA``) when both sides shrink, else bilinearly, rounded to the
+    pixel type as the stored images were. Without that key (packages made before it) the image is kept.
+    """
+    array = _checked(image)
+    section = meta_input.get("dataset_resize")
+    if not section:
+        return array
+    width, height = int(section["width"]), int(section["height"])
+    if (array.shape[1], array.shape[0]) == (width, height):
+        return array
+    if width < array.shape[1] and height < array.shape[0]:
+        return resize_area(array, width, height)
+    return _as_pixel_type(resize_bilinear(array, width, height), array.dtype)
+
+
+def _checked(image: np.ndarray) -> np.ndarray:
+    """``image`` as ``(H, W, C)`` with 1 or 3 channels (alpha dropped), after checking its shape, type and size."""
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[:, :, None]
@@ -130,12 +174,7 @@ def _cropped(image: np.ndarray, roi: Mapping[str, Any] | None) -> tuple[np.ndarr
         raise PreprocessError(f"image: {problem}")
     if array.shape[2] in (2, 4):  # grey + alpha, RGBA: the alpha plane is never used
         array = array[:, :, :array.shape[2] - 1]
-    crop = (roi or {}).get("crop")
-    if crop is not None:
-        array = crop_image(array, crop)
-    if np.issubdtype(array.dtype, np.floating):
-        _check_finite(array)
-    return array, crop
+    return array
 
 
 def _check_finite(array: np.ndarray) -> None:
@@ -171,14 +210,6 @@ def _normalise_in_place(image: np.ndarray, meta_input: Mapping[str, Any]) -> Non
         raise PreprocessError(f"expected {channels} channels to normalise, got {image.shape[2]}")
     image -= mean
     image /= std
-
-
-def _mask_shape(image: np.ndarray, crop: Sequence[int] | None) -> tuple[int, int]:
-    """``(height, width)`` the ROI mask must have: the crop box's size, or the image's without a crop."""
-    if crop is not None:
-        return int(crop[3]), int(crop[2])
-    shape = np.shape(image)
-    return int(shape[0]), int(shape[1])
 
 
 def crop_image(image: np.ndarray, crop: Sequence[int]) -> np.ndarray:
@@ -289,13 +320,20 @@ def resize_bilinear(image: np.ndarray, width: int, height: int,
         other *= wx1[None, :, None]
         target += other
 
-    bands = [(first, min(first + BAND_ROWS, height)) for first in range(0, height, BAND_ROWS)]
-    if out.size >= PARALLEL_MIN_VALUES and len(bands) > 1:
+    _in_bands(band, height, out.size)
+    return out
+
+
+def _in_bands(band: Callable[[int, int], None], height: int, values: int, rows: int | None = None) -> None:
+    """Call ``band(first, last)`` for the output rows in bands of ``rows`` (default :data:`BAND_ROWS`); from
+    :data:`PARALLEL_MIN_VALUES` values of work on, the bands run on the shared pool's threads."""
+    rows = rows or BAND_ROWS
+    bands = [(first, min(first + rows, height)) for first in range(0, height, rows)]
+    if values >= PARALLEL_MIN_VALUES and len(bands) > 1:
         list(_band_pool().map(lambda edges: band(*edges), bands))  # list(): re-raise a band's error here
     else:
         for first, last in bands:
             band(first, last)
-    return out
 
 
 BAND_ROWS = 256  # output rows resized together
@@ -322,6 +360,164 @@ def _band_pool() -> ThreadPoolExecutor:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=min(4, usable_cpus()), thread_name_prefix="astro-resize")
         return _POOL
+
+
+# ---------------------------------------------------------------------------------------------- area resize
+
+AREA_EDGE = 1e-3  # OpenCV leaves out a partly covered source pixel whose share of the cell is below this
+AREA_BAND_ROWS = 32  # output rows shrunk together: their source rows and float32 scratch stay in cache
+
+
+def area_factor(src: int, dst: int) -> int:
+    """The whole shrink factor when OpenCV's INTER_AREA takes its box-sum path for ``src -> dst``, else 0.
+
+    OpenCV inverts the (double) ``dst / src`` ratio and takes the box-sum path when the result is within
+    ``DBL_EPSILON`` of a whole number on both axes.
+    """
+    scale = 1.0 / (dst / src)
+    whole = round(scale)
+    return whole if abs(scale - whole) < sys.float_info.epsilon else 0
+
+
+@functools.lru_cache(maxsize=32)
+def _area_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source indices and float32 weights ``(dst, K)`` of OpenCV's INTER_AREA along one axis.
+
+    Output pixel ``d`` covers the source span ``[d * scale, (d + 1) * scale)``: whole pixels inside it weigh
+    ``1 / cell``, the partly covered pixels at its ends their covered share (computed in double precision as
+    OpenCV does, then rounded to float32). Rows with fewer than ``K`` taps are padded with weight 0 on their
+    first pixel, so adding the padding changes nothing. Cached: camera sizes repeat (read-only arrays).
+    """
+    scale = 1.0 / (dst / src)
+    start = np.arange(dst, dtype=np.float64) * scale
+    end = start + scale
+    cell = np.minimum(scale, src - start)
+    last = np.minimum(np.floor(end), src - 1).astype(np.intp)
+    first = np.minimum(np.ceil(start).astype(np.intp), last)
+    left = (first - start > AREA_EDGE).astype(np.intp)
+    right = (end - last > AREA_EDGE).astype(np.intp)
+    count = (left + (last - first) + right)[:, None]
+    tap = np.arange(int(count.max()))[None, :]
+    weight = np.where(tap < left[:, None] + (last - first)[:, None], 1.0 / cell[:, None], 0.0)
+    weight = np.where((left[:, None] == 1) & (tap == 0), ((first - start) / cell)[:, None], weight)
+    tail = np.minimum(np.minimum(end - last, 1.0), cell) / cell
+    weight = np.where((right[:, None] == 1) & (tap == count - 1), tail[:, None], weight)
+    index = (first - left)[:, None] + tap
+    index = np.where(tap < count, index, index[:, :1])
+    index.setflags(write=False)
+    weight = weight.astype(np.float32)
+    weight.setflags(write=False)
+    return index, weight
+
+
+def _weighted_taps(array: np.ndarray, index: np.ndarray, weight: np.ndarray, axis: int) -> np.ndarray:
+    """``sum_k weight[:, k] * take(array, index[:, k], axis)`` of a 2-D array in float32, tap after tap as OpenCV.
+
+    Two scratch arrays are reused for every tap (fresh large arrays cost a page fault per 4 KiB).
+    """
+    shape = (-1, 1) if axis == 0 else (1, -1)
+    size = list(array.shape)
+    size[axis] = index.shape[0]
+    gathered = np.empty(size, array.dtype)
+    total = np.empty(size, np.float32)
+    term = np.empty(size, np.float32)
+    np.take(array, index[:, 0], axis=axis, out=gathered)
+    np.multiply(gathered, weight[:, 0].reshape(shape), out=total)
+    for k in range(1, index.shape[1]):
+        np.take(array, index[:, k], axis=axis, out=gathered)
+        np.multiply(gathered, weight[:, k].reshape(shape), out=term)
+        total += term
+    return total
+
+
+def _interleaved(taps: tuple[np.ndarray, np.ndarray], channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal taps for rows seen as ``(rows, W * C)``: each pixel's tap repeated for its ``C`` values."""
+    index, weight = taps
+    if channels == 1:
+        return index, weight
+    spread = (index[:, None, :] * channels + np.arange(channels)[None, :, None]).reshape(-1, index.shape[1])
+    return spread, np.repeat(weight, channels, axis=0)
+
+
+def _as_pixel_type(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float results back to an integer pixel type (round half to even, as OpenCV, then clip); float stays float32."""
+    if not np.issubdtype(dtype, np.integer):
+        return values.astype(np.float32, copy=False)
+    values = np.rint(values)
+    return np.clip(values, 0, np.iinfo(dtype).max, out=values).astype(dtype)
+
+
+def resize_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Shrink an ``(H, W, C)`` array like ``cv2.resize(..., interpolation=cv2.INTER_AREA)``; same pixel type out.
+
+    Each output pixel is the mean of the source pixels its cell covers, partly covered pixels by their share
+    (a box filter with fractional weights: the anti-aliased shrink the dataset's images were made with).
+    Whole factors on both axes use OpenCV's exact box sums: ``(sum + 2) >> 2`` for 2 x 2, else
+    ``sum * (1 / area)`` in float32; other ratios the float32 weights, along x and then y, in OpenCV's order,
+    which gives OpenCV's numbers (tests: equal on 8- and 16-bit, 1 and 3 channels). Integer results round
+    half to even, as OpenCV's ``saturate_cast``; float input gives float32. Bands of output rows, on threads
+    for large outputs, as :func:`resize_bilinear`. Only shrinking (or keeping) each side is defined.
+    """
+    image = np.asarray(image)
+    src_h, src_w = image.shape[:2]
+    if not (0 < width <= src_w and 0 < height <= src_h):
+        raise PreprocessError(f"area resizing only shrinks: cannot bring {src_w}x{src_h} to {width}x{height}")
+    if (src_w, src_h) == (width, height):
+        return image
+    dtype = image.dtype if np.issubdtype(image.dtype, np.integer) else np.dtype(np.float32)
+    out = np.empty((height, width) + image.shape[2:], dtype)
+    step_x, step_y = area_factor(src_w, width), area_factor(src_h, height)
+    if step_x and step_y:
+        band = functools.partial(_box_band, image, out, step_x, step_y)
+    else:
+        taps_x = _interleaved(_area_taps(src_w, width), int(np.prod(image.shape[2:], dtype=np.int64)))
+        band = functools.partial(_area_band, image, out, taps_x, _area_taps(src_h, height))
+    _in_bands(band, height, image.size, AREA_BAND_ROWS)  # the work grows with the source's size
+    return out
+
+
+def _box_band(image: np.ndarray, out: np.ndarray, step_x: int, step_y: int, first: int, last: int) -> None:
+    """Output rows ``first:last`` of a whole-factor shrink: exact box sums, rounded as OpenCV's fast path."""
+    rows = image[first * step_y:last * step_y]
+    sums = _box_sums(rows, step_x, step_y)
+    if np.issubdtype(sums.dtype, np.integer) and step_x == step_y == 2:
+        out[first:last] = (sums + 2) >> 2
+    else:
+        mean = sums.astype(np.float32) * (np.float32(1.0) / np.float32(step_x * step_y))
+        out[first:last] = _as_pixel_type(mean, out.dtype)
+
+
+def _box_sums(rows: np.ndarray, step_x: int, step_y: int) -> np.ndarray:
+    """Sums of ``step_y x step_x`` boxes of ``(rows, W, C)`` pixels: exact integers, or float64 for float pixels."""
+    if np.issubdtype(rows.dtype, np.integer):
+        fits = int(np.iinfo(rows.dtype).max) * step_x * step_y < 2**31
+        wide: type = np.int32 if fits else np.int64
+    else:
+        wide = np.float64
+    down = rows[0::step_y].astype(wide)
+    for offset in range(1, step_y):
+        down += rows[offset::step_y]
+    sums = down[:, 0::step_x].copy()
+    for offset in range(1, step_x):
+        sums += down[:, offset::step_x]
+    return sums
+
+
+def _area_band(image: np.ndarray, out: np.ndarray, taps_x: tuple[np.ndarray, np.ndarray],
+               taps_y: tuple[np.ndarray, np.ndarray], first: int, last: int) -> None:
+    """Output rows ``first:last`` of a fractional shrink: weights along x on the source rows they read, then y.
+
+    Rows are handled as 2-D ``(rows, W * C)`` arrays (``taps_x`` interleaved for the channels), which numpy
+    gathers and scales about twice as fast as ``(rows, W, C)``.
+    """
+    index_y, weight_y = taps_y[0][first:last], taps_y[1][first:last]
+    top, bottom = int(index_y.min()), int(index_y.max()) + 1
+    rows = image[top:bottom].reshape(bottom - top, -1)
+    if not np.issubdtype(rows.dtype, np.integer):
+        rows = rows.astype(np.float32, copy=False)
+    across = _weighted_taps(rows, *taps_x, axis=1)
+    down = _weighted_taps(across, index_y - top, weight_y, axis=0)
+    out[first:last] = _as_pixel_type(down, out.dtype).reshape(out[first:last].shape)
 
 
 def nearest_indices(src: int, dst: int) -> np.ndarray:

@@ -21,7 +21,9 @@ stitched with :func:`~astrocyte_lab.runtime.tiling.blend_weights` (see :mod:`ast
 Both ways end in :func:`to_canvas`: the crop's probabilities are placed in a ``(K, H, W)`` canvas of the whole
 image, where pixels outside the crop box and pixels the ROI mask ignores get probability 1 for the background
 category; the mask is the per-pixel arg-max (ties go to the lower index). :func:`summarise` then gives the
-label, score and areas (see :class:`SegmentationPrediction`).
+label, score and areas (see :class:`SegmentationPrediction`). With ``input.dataset_resize`` all of this
+happens on the image brought to the dataset's size (the frame the crop refers to), and :func:`at_size` then
+resizes the probabilities to the image and takes mask, areas and label again.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ import numpy as np
 
 from astrocyte_lab.runtime.errors import PackageError
 from astrocyte_lab.runtime.heads import PackageHead
-from astrocyte_lab.runtime.preprocess import _mask_used, preprocess, preprocess_full, resize_bilinear
+from astrocyte_lab.runtime.preprocess import (
+    _mask_used,
+    dataset_image,
+    preprocess,
+    preprocess_full,
+    resize_bilinear,
+)
 from astrocyte_lab.runtime.tiling import blend_weights, extract_tile, stitch, tile_grid
 
 DEFAULT_TILE_BATCH = 8
@@ -182,6 +190,19 @@ def summarise(probabilities: np.ndarray, categories: Sequence[str], background: 
                                   categories=list(categories), areas=areas, ms=0.0, background=background)
 
 
+def at_size(prediction: SegmentationPrediction, height: int, width: int) -> SegmentationPrediction:
+    """``prediction`` at another resolution: probabilities resized bilinearly, then mask, areas and label anew.
+
+    The score stays the one computed where the model saw the pixels. No change when the size already matches.
+    """
+    if prediction.probabilities.shape[1:] == (height, width):
+        return prediction
+    probs = resize_probabilities(prediction.probabilities, width, height)
+    result = summarise(probs, prediction.categories, prediction.background)
+    result.score = prediction.score
+    return result
+
+
 class Segmenter(PackageHead):
     """Segmentation post-processing for a predictor: ``run`` maps an ``(N, C, h, w)`` batch to probabilities.
 
@@ -196,7 +217,16 @@ class Segmenter(PackageHead):
         super().__init__(metadata, roi_mask, run, where)
 
     def segment(self, images: Sequence[np.ndarray], batch_size: int) -> list[SegmentationPrediction]:
-        """Segment ``images``; untiled images run ``batch_size`` at a time, tiles ``batch_size`` at a time."""
+        """Segment ``images``; untiled images run ``batch_size`` at a time, tiles ``batch_size`` at a time.
+
+        Each image is first brought to the dataset's size (:func:`dataset_image`, a no-op for packages without
+        ``input.dataset_resize`` and for images of that size); the result is then resized back to the image.
+        """
+        frames = [dataset_image(image, self.meta_input) for image in images]
+        results = self._segment_frames(frames, batch_size)
+        return [at_size(result, *np.shape(image)[:2]) for image, result in zip(images, results, strict=True)]
+
+    def _segment_frames(self, images: Sequence[np.ndarray], batch_size: int) -> list[SegmentationPrediction]:
         if self.tiled:
             return [self._tiled(image, batch_size) for image in images]
         results: list[SegmentationPrediction] = []

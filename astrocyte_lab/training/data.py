@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
+from astrocyte_lab.data.correction import SHRINK_METHOD
 from astrocyte_lab.data.dataset import Dataset
 from astrocyte_lab.runtime.preprocess import crop_image, preprocess, resize_nearest, to_unit_range
 from astrocyte_lab.training.config import TrainConfig
@@ -32,15 +33,22 @@ class InputSpec:
     std: tuple[float, ...]
     crop: tuple[int, int, int, int] | None = None
     roi_mask: np.ndarray | None = None  # bool, crop-sized, True = used
+    dataset_size: tuple[int, int] | None = None  # (w, h) the dataset's images were generated at; None: older models
 
     @property
     def size(self) -> tuple[int, int]:
         return self.width, self.height
 
     def meta_input(self) -> dict:
-        return {"width": self.width, "height": self.height, "channels": self.channels,
+        """The package's ``input`` section. ``dataset_resize`` makes the package bring an image of another size
+        (the original camera file) to the dataset's size the way generation did, before the ROI crop."""
+        meta = {"width": self.width, "height": self.height, "channels": self.channels,
                 "source_channels": self.channels, "bit_depth": self.bit_depth, "resize": "bilinear",
                 "mean": list(self.mean), "std": list(self.std)}
+        if self.dataset_size is not None:
+            meta["dataset_resize"] = {"width": self.dataset_size[0], "height": self.dataset_size[1],
+                                      "method": SHRINK_METHOD}
+        return meta
 
     def meta_roi(self) -> dict:
         return {"crop": list(self.crop) if self.crop else None,
@@ -52,8 +60,11 @@ class InputSpec:
     @classmethod
     def from_record(cls, record: dict, roi_mask: np.ndarray | None) -> InputSpec:
         crop = tuple(record["crop"]) if record.get("crop") else None
+        resized = record.get("dataset_resize")
+        dataset_size = (int(resized["width"]), int(resized["height"])) if resized else None
         return cls(record["width"], record["height"], record["channels"], record["bit_depth"],
-                   tuple(record["mean"]), tuple(record["std"]), crop, roi_mask)  # type: ignore[arg-type]
+                   tuple(record["mean"]), tuple(record["std"]), crop, roi_mask,  # type: ignore[arg-type]
+                   dataset_size)
 
     def to_tensor(self, image: np.ndarray) -> np.ndarray:
         """Evaluation preprocessing of one stored image: ``(C, H, W)`` float32."""
@@ -78,7 +89,8 @@ def input_spec(dataset: Dataset, config: TrainConfig, mean: Sequence[float], std
     width, height = config.region_size or ((crop[2], crop[3]) if crop else (g.width, g.height))
     channels = g.channels
     return InputSpec(width, height, channels, dataset.bit_depth, tuple(mean[:channels]) if channels == 1 else
-                     tuple(mean), tuple(std[:channels]) if channels == 1 else tuple(std), crop, mask)
+                     tuple(mean), tuple(std[:channels]) if channels == 1 else tuple(std), crop, mask,
+                     (g.width, g.height))
 
 
 class ImageDataset(TorchDataset):

@@ -45,7 +45,7 @@ def test_round_trip(tmp_path: Path) -> None:
     path = write_package(tmp_path / "round.astromodel", model.onnx_bytes, meta, roi_mask=mask)
     assert path == tmp_path / "round.astromodel"
     metadata, files = read_package(path)
-    assert metadata["format"] == "astromodel" and metadata["format_version"] == FORMAT_VERSION
+    assert metadata["format"] == "astromodel" and metadata["format_version"] == 1  # nothing of version 2 in it
     assert metadata["producer"].startswith("astrocyte-lab") and metadata["created"]
     assert metadata["roi"] == {"crop": [4, 2, 12, 8], "mask": "roi_mask.png"}
     assert metadata["categories"] == ["a", "b"] and metadata["input"] == meta["input"]
@@ -128,8 +128,8 @@ def test_missing_file(tmp_path: Path) -> None:
     ({"model.onnx": b"x"}, PackageError, "metadata.json is missing"),
     ({"metadata.json": b"{not json", "model.onnx": b"x"}, PackageError, "not valid JSON"),
     ({"metadata.json": full_metadata()}, PackageError, "model.onnx is missing"),
-    ({"metadata.json": full_metadata(format_version=2), "model.onnx": b"x"}, FormatVersionError,
-     "format version 2 is newer than this astrocyte-lab reads"),
+    ({"metadata.json": full_metadata(format_version=FORMAT_VERSION + 1), "model.onnx": b"x"}, FormatVersionError,
+     f"format version {FORMAT_VERSION + 1} is newer than this astrocyte-lab reads"),
     ({"metadata.json": full_metadata(format_version="1"), "model.onnx": b"x"}, PackageError, "format_version"),
     ({"metadata.json": full_metadata(format="zipmodel"), "model.onnx": b"x"}, PackageError,
      "not an astromodel package"),
