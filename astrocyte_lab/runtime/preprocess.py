@@ -55,7 +55,7 @@ import numpy as np
 
 from astrocyte_lab.runtime.cpus import usable_cpus
 from astrocyte_lab.runtime.errors import PreprocessError
-from astrocyte_lab.runtime.limits import image_pixels_problem
+from astrocyte_lab.runtime.limits import image_pixels_problem, limit
 
 LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)  # ITU-R BT.601, RGB order
 MASK_THRESHOLD = 128  # ROI mask values at or above this mean "pixel used"
@@ -577,6 +577,8 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit("image_pixels"):
+        Image.MAX_IMAGE_PIXELS = limit("image_pixels")  # our header check decides, not Pillow's fixed 179 Mpx
     try:
         with Image.open(path) as im:
             _check_pil_size(im, str(path))

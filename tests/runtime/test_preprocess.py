@@ -286,8 +286,22 @@ def test_images_above_the_pixel_limit_are_refused(tmp_path: Path, monkeypatch: p
         image_from_pil(im)
 
 
-def test_a_20000_by_20000_16_bit_array_is_refused_without_allocating() -> None:
+def test_our_pixel_limit_decides_not_pillows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scan = tmp_path / "line_scan.png"
+    scan.write_bytes(_png_header(15_000, 15_000))  # 225 Mpx: above Pillow's own 179 Mpx error, below our default
+    monkeypatch.delenv("ASTROCYTE_MAX_IMAGE_PIXELS", raising=False)
+    with pytest.raises(PreprocessError, match=r"line_scan\.png: cannot decode") as refused:
+        load_image(scan)  # the header passes; the (missing) pixel data is what fails
+    assert "bomb" not in str(refused.value)
+    monkeypatch.setenv("ASTROCYTE_MAX_IMAGE_PIXELS", "100000000")
+    with pytest.raises(PreprocessError, match=r"line_scan\.png: image size 15000 x 15000"):
+        load_image(scan)
+
+
+def test_a_20000_by_20000_16_bit_array_is_refused_without_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
     from astrocyte_lab.runtime import preprocess_full
+
+    monkeypatch.delenv("ASTROCYTE_MAX_IMAGE_PIXELS", raising=False)
 
     huge = np.broadcast_to(np.zeros((), np.uint16), (20_000, 20_000))  # declares 800 MB, holds 2 bytes
     for fn in (preprocess, preprocess_full):
