@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import json
 import os
 import shutil
 import tarfile
+import time
 import uuid
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: restores are journalled, only the cross-process lock is skipped
+    fcntl = None  # type: ignore[assignment]
 
 from astrocyte_lab.data.jsonfile import read_json
 from astrocyte_lab.data.safe_archive import (
@@ -21,11 +29,14 @@ from astrocyte_lab.data.safe_archive import (
     read_manifest,
     safe_extract,
 )
-from astrocyte_lab.data.store import FORMAT_VERSION, DatasetStore, batches_of
+from astrocyte_lab.data.store import FORMAT_VERSION, DatasetStore, _atomic_write_text, batches_of
 from astrocyte_lab.errors import AstrocyteError, FormatVersionError, LimitError
 
 DATASET_MANIFEST = "astrocyte-dataset.json"
 BACKUP_MANIFEST = "astrocyte-backup.json"
+#: how long opening a workspace waits for a restore swap under way in another process (two renames)
+RECOVERY_WAIT_S = 30.0
+_LOCK_POLL_S = 0.05
 
 
 def export_dataset(store: DatasetStore, file: Path) -> Path:
@@ -51,17 +62,24 @@ def export_dataset(store: DatasetStore, file: Path) -> Path:
 
 def read_dataset_manifest(file: Path) -> dict:
     """The export's manifest, read under the archive limits; refuse a non-export or a newer format."""
+    manifest = _read_archive_manifest(file, DATASET_MANIFEST, "astrocyte dataset export")
+    if not isinstance(manifest.get("name"), str):
+        raise AstrocyteError(f"{file}:{DATASET_MANIFEST}: 'name' must be a string")
+    return manifest
+
+
+def _read_archive_manifest(file: Path, name: str, what: str) -> dict:
+    """The manifest ``name`` of the archive ``file`` (a ``what``), read after every header passed the archive
+    limits; an archive without it, or of a newer format, is refused."""
     with open_tar(file) as tar:
         check_members(tar, file)
         try:
-            manifest = read_manifest(tar, DATASET_MANIFEST, file)
+            manifest = read_manifest(tar, name, file)
         except MissingMemberError:
-            raise AstrocyteError(f"{file}: not an astrocyte dataset export (no {DATASET_MANIFEST})") from None
-    found = format_version(manifest, f"{file}:{DATASET_MANIFEST}")
+            raise AstrocyteError(f"{file}: not an {what} (no {name})") from None
+    found = format_version(manifest, f"{file}:{name}")
     if found > FORMAT_VERSION:
-        raise FormatVersionError(f"{file}: exported by a newer astrocyte-lab (format {found} > {FORMAT_VERSION})")
-    if not isinstance(manifest.get("name"), str):
-        raise AstrocyteError(f"{file}:{DATASET_MANIFEST}: 'name' must be a string")
+        raise FormatVersionError(f"{file}: made by a newer astrocyte-lab (format {found} > {FORMAT_VERSION})")
     return manifest
 
 
@@ -131,17 +149,9 @@ def backup_workspace(root: Path, file: Path) -> Path:
 
 def read_backup_manifest(file: Path) -> dict:
     """The backup's manifest, read under the archive limits; refuse a non-backup or a newer format."""
-    with open_tar(file) as tar:
-        check_members(tar, file)
-        try:
-            manifest = read_manifest(tar, BACKUP_MANIFEST, file)
-        except MissingMemberError:
-            raise AstrocyteError(f"{file}: not an astrocyte workspace backup (no {BACKUP_MANIFEST})") from None
+    manifest = _read_archive_manifest(file, BACKUP_MANIFEST, "astrocyte workspace backup")
     if manifest.get("kind") != "workspace":
         raise AstrocyteError(f"{file}: not an astrocyte workspace backup")
-    found = format_version(manifest, f"{file}:{BACKUP_MANIFEST}")
-    if found > FORMAT_VERSION:
-        raise FormatVersionError(f"{file}: made by a newer astrocyte-lab (format {found} > {FORMAT_VERSION})")
     return manifest
 
 
@@ -173,28 +183,78 @@ def restore_journal(root: Path) -> Path:
     return root.with_name(f".{root.name}.restore-journal.json")
 
 
+def restore_lock(root: Path) -> Path:
+    """The lock file beside ``root`` that a restore swap holds (it exists only while someone holds it)."""
+    return root.with_name(f".{root.name}.restore.lock")
+
+
+@contextlib.contextmanager
+def _holding_restore_lock(root: Path, wait_s: float | None = None) -> Iterator[None]:
+    """Hold the restore lock of ``root`` across processes (the OS releases it if the holder dies).
+
+    ``wait_s=None`` waits as long as it takes; otherwise a lock still held after ``wait_s`` seconds raises. The
+    file is removed on release; a lock taken on a file that was removed (or replaced) meanwhile is retried, so
+    two holders never lock different files.
+    """
+    if fcntl is None:  # Windows: no cross-process lock, as for dataset saves
+        yield
+        return
+    path = restore_lock(root)
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if deadline is not None else 0))
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                raise AstrocyteError(f"{root}: a restore into it is in progress (it holds {path}); open it again "
+                                     "when the restore is done") from None
+            time.sleep(_LOCK_POLL_S)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # the holder before us removed the file: lock the current one instead
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
 def _swap_in(staging: Path, root: Path) -> None:
-    """Replace ``root`` by the complete ``staging`` folder: journal, two renames, then clean up.
+    """Replace ``root`` by the complete ``staging`` folder under the restore lock: journal, two renames, clean up.
 
     A failure between the renames puts the old workspace back; a kill leaves the journal for
-    :func:`recover_restore`.
+    :func:`recover_restore`, which waits for the lock so it never acts on a swap still under way.
     """
     old = root.with_name(f".{root.name}.{uuid.uuid4().hex[:8]}.old")
     journal = restore_journal(root)
-    _atomic_write_text(journal, json.dumps({"staging": staging.name, "old": old.name}))
-    try:
-        if root.exists():
-            root.rename(old)
+    with _holding_restore_lock(root):
+        _atomic_write_text(journal, json.dumps({"staging": staging.name, "old": old.name}))
         try:
-            staging.rename(root)
+            if root.exists():
+                root.rename(old)
+            try:
+                staging.rename(root)
+            except BaseException:
+                if old.exists() and not root.exists():
+                    old.rename(root)
+                raise
         except BaseException:
-            if old.exists() and not root.exists():
-                old.rename(root)
+            journal.unlink(missing_ok=True)
             raise
-    except BaseException:
-        journal.unlink(missing_ok=True)
-        raise
-    journal.unlink()
+        journal.unlink()
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -203,15 +263,22 @@ def recover_restore(root: Path) -> None:
 
     With the workspace gone, the complete staging folder is moved in (finish) or else the previous workspace
     is put back (roll back). With the workspace present, whichever of staging/old is left over is removed;
-    if both are, nothing is touched and the user is asked to check.
+    if both are, nothing is touched and the user is asked to check. A swap still under way (another process
+    holds the restore lock) is waited for up to :data:`RECOVERY_WAIT_S` seconds, then left alone with an error:
+    acting on it would delete the folder that process is renaming into place.
     """
     root = Path(os.path.abspath(root))
-    if not root.name:
-        return  # the file-system root: never a restore target
     journal = restore_journal(root)
-    if not journal.is_file():
-        _recover_unjournalled(root)
-        return
+    if not root.name or not root.parent.is_dir() or (root.exists() and not journal.is_file()):
+        return  # the file-system root, a new workspace, or (most often) nothing was interrupted
+    with _holding_restore_lock(root, RECOVERY_WAIT_S):
+        if journal.is_file():
+            _recover_journalled(root, journal)
+        else:
+            _recover_unjournalled(root)
+
+
+def _recover_journalled(root: Path, journal: Path) -> None:
     staging, old = _journal_folders(journal, root)
     if not root.exists():
         if staging.is_dir():
@@ -245,15 +312,6 @@ def _journal_folders(journal: Path, root: Path) -> tuple[Path, Path]:
         if not isinstance(name, str) or "/" in name or "\\" in name or not name.startswith(f".{root.name}."):
             raise AstrocyteError(f"{journal}: damaged restore journal; remove it once {root} is checked")
     return root.with_name(names[0]), root.with_name(names[1])
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

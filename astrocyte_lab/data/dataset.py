@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from astrocyte_lab.data.generate import (
     ProgressCallback,
     generate,
 )
+from astrocyte_lab.data.jsonfile import load_json
 from astrocyte_lab.data.objects import (
     PREDICTED,
     mask_from_polygons,
@@ -35,7 +37,7 @@ from astrocyte_lab.data.objects import (
 )
 from astrocyte_lab.data.sources import DatasetSet, SourceImage, discover
 from astrocyte_lab.data.store import DamagedDatasetError, DatasetStore, storage_error
-from astrocyte_lab.errors import AstrocyteError, ConcurrentEditError
+from astrocyte_lab.errors import AstrocyteError, ConcurrentEditError, LimitError
 
 SPLITS: tuple[str, ...] = ("auto", "train", "validation")
 DEFAULT_TRAIN_RATIO = 0.8
@@ -61,28 +63,40 @@ class DatasetInfo:
         return f"{self.width} x {self.height} x {self.channels}"
 
 
-#: Table attributes every saved version has, with the type each must parse to.
+#: Table attributes every saved version has (``create`` has written all of them since the first release), with the
+#: type each must parse to; list and dict ones are stored as JSON text.
 REQUIRED_ATTRIBUTES: dict[str, type] = {"module": str, "width": int, "height": int, "channels": int,
-                                        "next_image_id": int, "categories": list}
+                                        "next_image_id": int, "categories": list, "mask_lut": dict, "recipe": dict}
+_LUT_VALUE = re.compile(r"[0-9]{1,9}")
 
 
 def _check_attributes(table: xr.Dataset) -> None:
-    """Raise ValueError when a required attribute is missing or of the wrong type (JSON ones are parsed)."""
-    for key, kind in REQUIRED_ATTRIBUTES.items():
-        if key not in table.attrs:
-            raise ValueError(f"attribute {key!r} is missing")
-        value = table.attrs[key]
-        if kind in (list, dict) and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError as exc:
-                raise ValueError(f"attribute {key!r} is not JSON ({exc})") from None
-        elif kind is int and isinstance(value, np.integer):
-            value = int(value)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ValueError(f"attribute {key!r} is {type(value).__name__}, expected {kind.__name__}")
-    if not all(isinstance(c, str) for c in json.loads(table.attrs["categories"])):
+    """Raise ValueError when a required attribute is missing or of the wrong type (JSON ones are parsed, bounded
+    and strict, so a crafted table cannot recurse or exhaust memory here)."""
+    parsed = {key: _attribute(table, key, kind) for key, kind in REQUIRED_ATTRIBUTES.items()}
+    if not all(isinstance(c, str) for c in parsed["categories"]):
         raise ValueError("attribute 'categories' must be a list of names")
+    if not all(_LUT_VALUE.fullmatch(k) and isinstance(v, int) and not isinstance(v, bool)
+               for k, v in parsed["mask_lut"].items()):
+        raise ValueError("attribute 'mask_lut' must map mask values (digits) to category numbers")
+    if not isinstance(parsed["recipe"].get("sets"), list):
+        raise ValueError("attribute 'recipe' must hold a list of 'sets'")
+
+
+def _attribute(table: xr.Dataset, key: str, kind: type) -> object:
+    """The attribute ``key``, parsed from JSON for list and dict kinds; ValueError unless it is a ``kind``."""
+    if key not in table.attrs:
+        raise ValueError(f"attribute {key!r} is missing")
+    value = table.attrs[key]
+    if kind in (list, dict):  # readers json.loads these: anything but JSON text would fail there
+        if not isinstance(value, str):
+            raise ValueError(f"attribute {key!r} is {type(value).__name__}, expected JSON text")
+        value = load_json(value, f"attribute {key!r}")  # JsonFileError is a ValueError
+    elif kind is int and isinstance(value, np.integer):
+        value = int(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"attribute {key!r} is {type(value).__name__}, expected {kind.__name__}")
+    return value
 
 
 def _now() -> str:
@@ -703,8 +717,9 @@ class Dataset:
             self._objects = objects_from_table(self._table, self.categories)
             self._predicted = objects_from_table(self._table, self.categories, PREDICTED)
             saved = self._table.attrs.get("generation_report")
-            self.last_report = GenerationReport.from_dict(json.loads(saved)) if saved else None
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+            self.last_report = (GenerationReport.from_dict(load_json(saved, "attribute 'generation_report'"))
+                                if saved else None)
+        except (KeyError, ValueError, TypeError, AttributeError, RecursionError, LimitError) as exc:
             raise DamagedDatasetError(f"dataset {self.name!r}, version {self._version}: damaged table "
                                       f"({type(exc).__name__}: {exc})") from exc
         self._pending_masks = {}

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, tuple[int, str]] = {
     "text_field_chars": (1 << 20, "characters in one field of a text annotation file"),
     "table_bytes": (4 * GiB, "bytes of one dataset version's table (all its columns) in memory"),
     "annotation_file_bytes": (1 * GiB, "bytes of one text or XML annotation file"),
+    "weights_bytes": (4 * GiB, "bytes of one trained model's weights file (safetensors)"),
 }
 
 

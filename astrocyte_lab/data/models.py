@@ -15,13 +15,14 @@ import tarfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from astrocyte_lab.data.jsonfile import load_json, read_json
-from astrocyte_lab.data.limits import check_image_pixels
+from astrocyte_lab.data.limits import check_image_pixels, check_limit
 from astrocyte_lab.data.safe_archive import (
-    MANIFEST_BYTES,
+    Member,
     MissingMemberError,
     check_members,
     format_version,
@@ -89,9 +90,12 @@ class ModelStore:
                          float(r.get("duration_s", 0.0)), r.get("description", ""), dict(r.get("metrics", {})))
 
     def tensors(self, name: str) -> dict[str, np.ndarray]:
+        """The model's tensors, read whole (refused above the ``weights_bytes`` limit)."""
         from safetensors.numpy import load_file
 
-        return load_file(str(self.folder(name) / "weights.safetensors"))
+        path = self.folder(name) / "weights.safetensors"
+        check_limit("weights_bytes", path.stat().st_size, path, "size of the weights file (bytes)")
+        return load_file(str(path))
 
     def roi_mask(self, name: str) -> np.ndarray | None:
         path = self.folder(name) / "roi_mask.png"
@@ -174,8 +178,9 @@ class ModelStore:
         staging = self.root / f".import.{uuid.uuid4().hex[:8]}"
         try:
             with open_tar(file) as tar:
-                check_members(tar, file)
+                members = check_members(tar, file)
                 record = read_manifest(tar, "model.json", file)
+            _check_weights_member(members, file)
             if format_version(record, f"{file}:model.json") > MODEL_FORMAT_VERSION:
                 raise FormatVersionError(f"{file}: model written by a newer astrocyte-lab")
             check_record(record, f"{file}:model.json")
@@ -195,6 +200,14 @@ class ModelStore:
             raise AstrocyteError(f"{file}: import failed ({exc.strerror or exc})") from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_weights_member(members: list[Member], file: Path) -> None:
+    """Refuse an export whose weights member is above the ``weights_bytes`` limit, before unpacking anything."""
+    for member in members:
+        if member.path == "weights.safetensors":
+            check_limit("weights_bytes", member.info.size, f"{file}:weights.safetensors",
+                        "size of the weights file (bytes)")
 
 
 def check_record(record: dict, source: str | Path) -> None:
@@ -228,27 +241,24 @@ def _field(record: dict, key: str, kind: type | tuple[type, ...], source: str | 
 
 
 def check_weights(path: Path, source: str) -> None:
-    """Refuse a weights file that is missing, not safetensors, or holds tensors that do not load or are not finite.
+    """Refuse a weights file that is missing, too large, not safetensors, or holds tensors that would not load or
+    are not finite.
 
-    The header is checked first (declared shapes and offsets against the file size), then each tensor is loaded
-    one at a time, so garbage weights fail at import and not at first use.
+    The header is checked first (dtypes numpy loads, shapes matching offsets, tensors tiling the data section as
+    ``safetensors`` requires), then each floating-point tensor is scanned for NaN/inf in bounded slices, so garbage
+    weights fail at import and not at first use, without loading a tensor whole.
     """
     if not path.is_file():
         raise AstrocyteError(f"{source}: missing (no weights inside the export)")
+    check_limit("weights_bytes", path.stat().st_size, source, "size of the weights file (bytes)")
     header, size = _safetensors_header(path, source)
-    for key, entry in header.items():
-        if key != "__metadata__":
-            _check_entry(key, entry, size, source)
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as weights:
-            for key in weights.keys():  # noqa: SIM118 - safe_open is not a mapping
-                tensor = weights.get_tensor(key)
-                if tensor.dtype.kind in "fc" and not np.isfinite(tensor).all():
-                    raise AstrocyteError(f"{source}: tensor {key!r} holds NaN or infinite values")
-    except (SafetensorError, ValueError, TypeError) as exc:
-        raise AstrocyteError(f"{source}: tensors do not load ({exc})") from None
+    entries = {key: entry for key, entry in header.items() if key != "__metadata__"}
+    for key, entry in entries.items():
+        _check_entry(key, entry, size, source)
+    _check_tiling(entries, size, source)
+    with open(path, "rb") as handle:
+        for key, entry in entries.items():
+            _check_finite(handle, path.stat().st_size - size, key, entry, source)
 
 
 def check_roi_mask(path: Path, source: str) -> None:
@@ -267,8 +277,15 @@ def check_roi_mask(path: Path, source: str) -> None:
         raise AstrocyteError(f"{source}: not a readable image ({type(exc).__name__}: {exc})") from None
 
 
-_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+#: safetensors dtypes that ``safetensors.numpy`` loads (BF16 and F8 do not), as numpy dtypes (little-endian)
+_DTYPES = {"BOOL": np.dtype("?"), "U8": np.dtype("u1"), "I8": np.dtype("i1"), "U16": np.dtype("<u2"),
+           "I16": np.dtype("<i2"), "F16": np.dtype("<f2"), "U32": np.dtype("<u4"), "I32": np.dtype("<i4"),
+           "F32": np.dtype("<f4"), "U64": np.dtype("<u8"), "I64": np.dtype("<i8"), "F64": np.dtype("<f8"),
+           "C64": np.dtype("<c8")}
+#: the most bytes a safetensors header may have (the ``safetensors`` library's own bound)
+SAFETENSORS_HEADER_BYTES = 100_000_000
+#: bytes of one tensor read at a time when checking that its values are finite
+_FINITE_CHUNK = 16 << 20
 
 
 def _safetensors_header(path: Path, source: str) -> tuple[dict, int]:
@@ -277,7 +294,7 @@ def _safetensors_header(path: Path, source: str) -> tuple[dict, int]:
     with open(path, "rb") as handle:
         prefix = handle.read(8)
         length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
-        if length <= 0 or length > min(total - 8, MANIFEST_BYTES):
+        if length <= 0 or length > min(total - 8, SAFETENSORS_HEADER_BYTES):
             raise AstrocyteError(f"{source}: not a safetensors file (header length {length} for {total} bytes)")
         header = load_json(handle.read(length), f"{source} (header)")
     if not isinstance(header, dict):
@@ -287,8 +304,8 @@ def _safetensors_header(path: Path, source: str) -> tuple[dict, int]:
 
 def _check_entry(key: str, entry: object, data_size: int, source: str) -> None:
     """One tensor's header entry: known dtype, non-negative shape, offsets inside the data matching the shape."""
-    if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPE_BYTES:
-        raise AstrocyteError(f"{source}: tensor {key!r} has no valid dtype")
+    if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES:
+        raise AstrocyteError(f"{source}: tensor {key!r} has no valid dtype (one of {', '.join(_DTYPES)})")
     shape, offsets = entry.get("shape"), entry.get("data_offsets")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                               for d in shape):
@@ -297,9 +314,38 @@ def _check_entry(key: str, entry: object, data_size: int, source: str) -> None:
             or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
             or not 0 <= offsets[0] <= offsets[1] <= data_size):
         raise AstrocyteError(f"{source}: tensor {key!r} has invalid data offsets {offsets!r}")
-    if math.prod(shape) * _DTYPE_BYTES[entry["dtype"]] != offsets[1] - offsets[0]:
+    if math.prod(shape) * _DTYPES[entry["dtype"]].itemsize != offsets[1] - offsets[0]:
         raise AstrocyteError(f"{source}: tensor {key!r} of shape {shape} does not match its "
                              f"{offsets[1] - offsets[0]} bytes")
+
+
+def _check_tiling(entries: dict[str, dict], data_size: int, source: str) -> None:
+    """The tensors cover the data section end to end without gaps or overlaps (``safetensors`` refuses others)."""
+    end = 0
+    for key, entry in sorted(entries.items(), key=lambda item: tuple(item[1]["data_offsets"])):
+        start, stop = entry["data_offsets"]
+        if start != end:
+            raise AstrocyteError(f"{source}: tensor {key!r} starts at byte {start} of the data, expected {end} "
+                                 "(tensors overlap or leave a gap)")
+        end = stop
+    if end != data_size:
+        raise AstrocyteError(f"{source}: the tensors cover {end} of the {data_size} data bytes")
+
+
+def _check_finite(handle: BinaryIO, data_start: int, key: str, entry: dict, source: str) -> None:
+    """Refuse a floating-point tensor holding NaN or infinity, reading it in slices of at most ``_FINITE_CHUNK``."""
+    dtype = _DTYPES[entry["dtype"]]
+    if dtype.kind not in "fc":
+        return
+    start, stop = entry["data_offsets"]
+    step = max(_FINITE_CHUNK // dtype.itemsize, 1) * dtype.itemsize
+    handle.seek(data_start + start)
+    for offset in range(start, stop, step):
+        data = handle.read(min(step, stop - offset))
+        if len(data) != min(step, stop - offset):
+            raise AstrocyteError(f"{source}: tensor {key!r} is truncated")
+        if not np.isfinite(np.frombuffer(data, dtype)).all():
+            raise AstrocyteError(f"{source}: tensor {key!r} holds NaN or infinite values")
 
 
 def _json_default(value: object) -> object:

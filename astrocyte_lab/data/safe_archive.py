@@ -4,17 +4,19 @@
 Python releases by a chain of symbolic links whose resolved path exceeds ``PATH_MAX`` (the CVE-2025-4517
 class). Our own archives hold only folders and regular files, so every other member type is refused, and
 the whole member list is checked (types, names, counts, sizes, ratio, free disk) *before* anything is
-written. Extraction then writes member by member to checked paths (files opened with ``O_EXCL |
-O_NOFOLLOW``, a bounded byte count each); ``extractall`` is never used.
+written. Header parsing itself is bounded: ``tarfile`` reads a GNU long-name or pax header whole and nests one
+call per header, so oversized or chained extension headers are refused before it reads them. Extraction then
+writes member by member, walking folders by descriptor (``O_NOFOLLOW``, ``dir_fd``) and creating files with
+``O_EXCL | O_NOFOLLOW``, a bounded byte count each; ``extractall`` is never used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import lzma
 import os
 import shutil
-import stat
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -28,9 +30,20 @@ from astrocyte_lab.errors import AstrocyteError, LimitError, UnsafeArchiveError
 
 #: the most bytes a manifest (or ``model.json``) inside an archive may have
 MANIFEST_BYTES = 64 << 20
+#: the most bytes one extension header (GNU long name or link, pax record set) may declare: ``tarfile`` reads it
+#: whole into memory, and a real one holds a path of at most a few KiB
+EXTENSION_HEADER_BYTES = 1 << 20
+#: the most extension headers in a row before their member: ``tarfile`` nests one call per header
+EXTENSION_HEADERS_IN_A_ROW = 8
+#: the most bytes all extension headers of one archive may declare together (member names stay in memory)
+EXTENSION_TOTAL_BYTES = 64 << 20
+_EXTENSION_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                    tarfile.SOLARIS_XHDTYPE)
 _COPY_CHUNK = 1 << 20
 #: what a damaged or non-tar file raises while its headers or data are read
-_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
+_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError, RecursionError)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 
 class MissingMemberError(AstrocyteError):
@@ -45,11 +58,77 @@ class Member:
     path: str
 
 
+class _HeaderRefused(Exception):
+    """Raised from inside ``tarfile``'s header parsing, which does not know the file name the user gave."""
+
+    def __init__(self, error: type[AstrocyteError], reason: str) -> None:
+        super().__init__(reason)
+        self.error, self.reason = error, reason
+
+    def for_file(self, file: str | Path) -> AstrocyteError:
+        return self.error(f"{file}: {self.reason}")
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Header parsing that refuses, before ``tarfile`` reads them, oversized or chained extension headers
+    (GNU long name/link, pax) and sparse members (whose extra headers ``tarfile`` also reads without bound)."""
+
+    def _proc_member(self, tar: _BoundedTarFile) -> tarfile.TarInfo:
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            _refuse_sparse(self)
+        if self.type not in _EXTENSION_TYPES:
+            return super()._proc_member(tar)
+        _count_extension(tar, self)
+        tar.extensions_in_a_row += 1  # the header's own member follows through a nested call: count the nesting
+        try:
+            return super()._proc_member(tar)
+        finally:
+            tar.extensions_in_a_row -= 1
+
+    def _proc_gnusparse_00(self, member: tarfile.TarInfo, *args: Any) -> None:
+        _refuse_sparse(member)
+
+    def _proc_gnusparse_01(self, member: tarfile.TarInfo, *args: Any) -> None:
+        _refuse_sparse(member)
+
+    def _proc_gnusparse_10(self, member: tarfile.TarInfo, *args: Any) -> None:
+        _refuse_sparse(member)
+
+
+class _BoundedTarFile(tarfile.TarFile):
+    """A reader whose headers are parsed by :class:`_BoundedTarInfo`, with the per-archive counts it keeps."""
+
+    tarinfo = _BoundedTarInfo
+    extensions_in_a_row = 0
+    extension_bytes = 0
+
+
+def _count_extension(tar: _BoundedTarFile, header: tarfile.TarInfo) -> None:
+    where = f"extension header at byte {header.offset:,}"
+    if header.size > EXTENSION_HEADER_BYTES:
+        raise _HeaderRefused(LimitError, f"{where} declares {header.size:,} bytes, more than the "
+                                         f"{EXTENSION_HEADER_BYTES:,} allowed (a header bomb?)")
+    if tar.extensions_in_a_row >= EXTENSION_HEADERS_IN_A_ROW:
+        raise _HeaderRefused(LimitError, f"{where}: more than {EXTENSION_HEADERS_IN_A_ROW} extension headers "
+                                         "in a row (a header chain?)")
+    tar.extension_bytes += header.size
+    if tar.extension_bytes > EXTENSION_TOTAL_BYTES:
+        raise _HeaderRefused(LimitError, f"{where}: extension headers declare more than "
+                                         f"{EXTENSION_TOTAL_BYTES:,} bytes together")
+
+
+def _refuse_sparse(info: tarfile.TarInfo) -> None:
+    raise _HeaderRefused(UnsafeArchiveError, f"member {info.name!r} is a sparse file; only folders and regular "
+                                             "files are accepted")
+
+
 @contextlib.contextmanager
 def open_tar(file: str | Path) -> Iterator[tarfile.TarFile]:
     """Open a plain or compressed tar for reading; a file that is not one raises a project error naming it."""
     try:
-        tar = tarfile.open(file, "r:*")
+        tar = _BoundedTarFile.open(file, "r:*")
+    except _HeaderRefused as exc:
+        raise exc.for_file(file) from None
     except _READ_ERRORS as exc:
         lines = str(exc).splitlines()  # "r:*" lists each method's failure: the plain tar one says most
         reason = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("- method tar:")), str(exc))
@@ -95,6 +174,8 @@ def read_member(tar: tarfile.TarFile, name: str, max_bytes: int = MANIFEST_BYTES
         info = tar.getmember(name)
     except KeyError:
         raise MissingMemberError(f"{source}: no {name} inside") from None
+    except _HeaderRefused as exc:
+        raise exc.for_file(source) from None
     except _READ_ERRORS as exc:
         raise AstrocyteError(f"{source}: unreadable archive ({exc})") from None
     if not info.isreg():
@@ -103,7 +184,7 @@ def read_member(tar: tarfile.TarFile, name: str, max_bytes: int = MANIFEST_BYTES
         raise LimitError(f"{source}: member {name!r} has {info.size:,} bytes, more than the {max_bytes:,} allowed")
     try:
         stream = tar.extractfile(info)
-        data = stream.read(max_bytes + 1) if stream is not None else b""
+        data = stream.read(info.size) if stream is not None else b""  # read(n) allocates n bytes up front
     except _READ_ERRORS as exc:
         raise AstrocyteError(f"{source}: cannot read member {name!r} ({exc})") from None
     if len(data) != info.size:
@@ -143,8 +224,12 @@ def safe_extract(file: str | Path, target: str | Path) -> list[str]:
         except FileExistsError:
             raise AstrocyteError(f"{target} already exists: cannot unpack {file} there") from None
         try:
-            for member in members:
-                _extract_one(tar, member, target, file)
+            root = os.open(target, _DIR_FLAGS)
+            try:
+                for member in members:
+                    _extract_one(tar, member, root, file)
+            finally:
+                os.close(root)
         except BaseException as exc:
             shutil.rmtree(target, ignore_errors=True)
             if isinstance(exc, OSError):
@@ -164,6 +249,8 @@ def _archive_size(file: str | Path) -> int:
 def _next_header(tar: tarfile.TarFile, file: str | Path) -> tarfile.TarInfo | None:
     try:
         return tar.next()
+    except _HeaderRefused as exc:
+        raise exc.for_file(file) from None
     except _READ_ERRORS as exc:
         raise AstrocyteError(f"{file}: damaged tar archive ({exc})") from None
 
@@ -174,18 +261,14 @@ def _checked_path(info: tarfile.TarInfo, file: str | Path) -> str:
     if not (info.isdir() or info.isreg()) or info.issparse():
         raise UnsafeArchiveError(f"{file}: member {name!r} is a {_kind(info)}; only folders and regular files "
                                  "are accepted")
-    if not name or "\x00" in name or "\\" in name or name.startswith("/") or _has_drive(name):
-        raise UnsafeArchiveError(f"{file}: member {name!r} has an absolute or invalid name")
+    if not name or "\x00" in name or "\\" in name or ":" in name or name.startswith("/"):
+        raise UnsafeArchiveError(f"{file}: member {name!r} has an absolute or invalid name")  # ':' as in C:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise UnsafeArchiveError(f"{file}: member {name!r} points outside the archive ('..')")
     if not parts and not info.isdir():
         raise UnsafeArchiveError(f"{file}: member {name!r} has no file name")
     return "/".join(parts)
-
-
-def _has_drive(name: str) -> bool:
-    return len(name) >= 2 and name[1] == ":" and name[0].isalpha()
 
 
 def _kind(info: tarfile.TarInfo) -> str:
@@ -223,31 +306,45 @@ def _check_disk(total: int, target: Path, file: Path) -> None:
 
 
 # -- extraction ------------------------------------------------------------------------------------------------
-def _extract_one(tar: tarfile.TarFile, member: Member, target: Path, file: Path) -> None:
+def _extract_one(tar: tarfile.TarFile, member: Member, root: int, file: Path) -> None:
     parts = member.path.split("/")
-    folders = parts if member.info.isdir() else parts[:-1]
-    parent = _make_folders(target, folders, file)
-    if member.info.isreg():
-        _write_file(tar, member, parent / parts[-1], file)
-
-
-def _make_folders(target: Path, folders: list[str], file: Path) -> Path:
-    """Create ``target/folders...`` one level at a time, checking each level is a real folder (not a link)."""
-    path = target
-    for part in folders:
-        path = path / part
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path, 0o755)
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            raise UnsafeArchiveError(f"{file}: member path {path.relative_to(target)} is not a folder")
-    return path
-
-
-def _write_file(tar: tarfile.TarFile, member: Member, path: Path, file: Path) -> None:
-    """Copy exactly the member's declared size into a new file (never through an existing file or link)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    folder = _open_folders(root, parts if member.info.isdir() else parts[:-1], member, file)
     try:
-        fd = os.open(path, flags, 0o644)
+        if member.info.isreg():
+            _write_file(tar, member, folder, parts[-1], file)
+    finally:
+        os.close(folder)
+
+
+def _open_folders(root: int, folders: list[str], member: Member, file: Path) -> int:
+    """A descriptor of ``folders`` below the folder ``root``, each level created if needed and opened relative to
+    the one above without following links, so a link put there (by a member or by another process) never leads
+    out."""
+    fd = os.dup(root)
+    try:
+        for part in folders:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=fd)
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafeArchiveError(f"{file}: member {member.info.name!r}: {part!r} is not a folder") \
+                        from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _write_file(tar: tarfile.TarFile, member: Member, folder: int, name: str, file: Path) -> None:
+    """Copy exactly the member's declared size into a new file of ``folder`` (never through an existing file or
+    link)."""
+    try:
+        fd = os.open(name, _FILE_FLAGS, 0o644, dir_fd=folder)
     except FileExistsError:
         raise UnsafeArchiveError(f"{file}: member {member.info.name!r} would overwrite {member.path}") from None
     with os.fdopen(fd, "wb") as out:
@@ -259,6 +356,7 @@ def _write_file(tar: tarfile.TarFile, member: Member, path: Path, file: Path) ->
 
 
 def _copy_bounded(stream: Any, out: Any, size: int, what: str) -> None:
+    """Copy ``size`` bytes in chunks (``tarfile`` stops a member's stream at its declared size)."""
     left = size
     try:
         while left > 0:
@@ -267,8 +365,6 @@ def _copy_bounded(stream: Any, out: Any, size: int, what: str) -> None:
                 raise AstrocyteError(f"{what} is truncated ({size - left:,} of {size:,} bytes)")
             out.write(chunk)
             left -= len(chunk)
-        if stream.read(1):
-            raise UnsafeArchiveError(f"{what} holds more than its declared {size:,} bytes")
     except _READ_ERRORS as exc:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise AstrocyteError(f"{what}: cannot unpack ({exc.strerror or exc})") from None

@@ -96,9 +96,10 @@ class Workspace:
 
         A dataset that cannot be read (damaged, newer format) is left out; :meth:`broken` says why.
         """
-        return self._scan_datasets()[0]
+        return self.dataset_listing()[0]
 
-    def _scan_datasets(self) -> tuple[list[DatasetInfo], list[BrokenItem]]:
+    def dataset_listing(self) -> tuple[list[DatasetInfo], list[BrokenItem]]:
+        """The readable datasets and the unreadable ones (with why), from one scan (each table is read once)."""
         infos, broken = [], []
         for name in self.dataset_names():
             try:
@@ -181,9 +182,10 @@ class Workspace:
     def models(self) -> list[ModelInfo]:
         """Name, module, input size, categories, creation time, training duration and metrics of each readable
         model; a damaged one is left out and reported by :meth:`broken`."""
-        return self._scan_models()[0]
+        return self.model_listing()[0]
 
-    def _scan_models(self) -> tuple[list[ModelInfo], list[BrokenItem]]:
+    def model_listing(self) -> tuple[list[ModelInfo], list[BrokenItem]]:
+        """The readable models and the unreadable ones (with why), from one scan (each record is read once)."""
         store = self.model_store
         infos, broken = [], []
         for name in store.names():
@@ -198,7 +200,7 @@ class Workspace:
 
     def broken(self) -> list[BrokenItem]:
         """The datasets and models that cannot be read, each with the reason (listings leave them out)."""
-        return self._scan_datasets()[1] + self._scan_models()[1]
+        return self.dataset_listing()[1] + self.model_listing()[1]
 
     def delete_model(self, name: str) -> None:
         self.model_store.delete(name)

@@ -14,6 +14,8 @@ is exported; pseudo labels only with ``include_pseudo`` (no format has a flag fo
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -25,8 +27,9 @@ import cv2
 import numpy as np
 
 from astrocyte_lab.data.annotations import ImageAnnotations
+from astrocyte_lab.data.limits import check_limit
 from astrocyte_lab.data.safe_archive import safe_extract
-from astrocyte_lab.errors import AstrocyteError
+from astrocyte_lab.errors import AstrocyteError, NameConflictError
 from astrocyte_lab.formats.coco import write_coco
 from astrocyte_lab.formats.voc import VocDatabase, write_voc
 from astrocyte_lab.formats.yolo import write_yolo
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from astrocyte_lab.data.dataset import Dataset
     from astrocyte_lab.data.workspace import Workspace
 
+_LABEL_VALUE = re.compile(r"[0-9]{1,9}")
 ExportFormat = Literal["voc", "coco", "yolo"]
 EXPORT_FORMATS: tuple[str, ...] = ("voc", "coco", "yolo")
 
@@ -134,12 +138,16 @@ def import_voc_export(workspace: Workspace, file: str | Path, name: str,
 
     source = Path(file)
     root = Path(workspace.path) / "imports" / check_name(name)
+    if name in workspace.dataset_names():
+        raise NameConflictError(f"a dataset named {name!r} already exists in {workspace.path}: import the export "
+                                "under another name")
     if root.exists():
         raise AstrocyteError(f"{root} already exists: choose another dataset name or remove that folder")
     if source.suffix == ".tar":
         safe_extract(source, root)  # refuses links, devices, traversal and size bombs before writing anything
     else:
         shutil.copytree(source, root)
+    dataset = None
     try:
         labels = _read_labels(root / "labels.txt")
         if module == "segmentation":
@@ -161,16 +169,25 @@ def import_voc_export(workspace: Workspace, file: str | Path, name: str,
         dataset.save()
         return dataset
     except BaseException:
-        if name in workspace.dataset_names():
+        if dataset is not None:  # only the dataset this call created: never one of the same name made elsewhere
             workspace.delete_dataset(name)
         shutil.rmtree(root, ignore_errors=True)
         raise
 
 
 def _read_text(path: Path) -> str:
-    """A small UTF-8 text file of the export (labels, set lists); anything else is an error naming it."""
+    """A small UTF-8 text file of the export (labels, set lists), read under the annotation-file limit; anything
+    else is an error naming it."""
     try:
-        return path.read_bytes().decode("utf-8")
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            check_limit("annotation_file_bytes", size, path)
+            data = handle.read(size + 1)  # read(n) allocates n bytes up front: the size, not the limit
+    except OSError as exc:
+        raise AstrocyteError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    check_limit("annotation_file_bytes", len(data), path)  # a file that grew after the size check
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise AstrocyteError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
@@ -183,7 +200,7 @@ def _read_labels(path: Path) -> dict[int, str]:
         value, _, label = line.strip().partition(" ")
         if not value:
             continue
-        if not value.isdigit() or not label:
-            raise AstrocyteError(f"{path}:{number}: expected 'value name', got {line!r}")
+        if not _LABEL_VALUE.fullmatch(value) or not label:  # not isdigit(): it accepts '²' and 5000 digits
+            raise AstrocyteError(f"{path}:{number}: expected 'value name', got {line[:80]!r}")
         labels[int(value)] = label
     return labels

@@ -117,10 +117,9 @@ class StatusHandler(AstrocyteHandler):
                     "tutorials": server_files.available_tutorials(self.notebooks_dir)})
 
 
-def listing(infos: Iterable[Any], broken: Iterable[Any], kind: str) -> tuple[list[dict], list[dict]]:
-    """The readable items as dicts, and the unreadable ones of ``kind`` as ``{"name", "reason"}``."""
-    return ([asdict(info) for info in infos],
-            [{"name": item.name, "reason": item.reason} for item in broken if item.kind == kind])
+def listing(infos: Iterable[Any], broken: Iterable[Any]) -> tuple[list[dict], list[dict]]:
+    """The readable items as dicts, and the unreadable ones as ``{"name", "reason"}``."""
+    return [asdict(info) for info in infos], [{"name": item.name, "reason": item.reason} for item in broken]
 
 
 class DatasetsHandler(AstrocyteHandler):
@@ -128,7 +127,7 @@ class DatasetsHandler(AstrocyteHandler):
     async def get(self) -> None:
         def read() -> tuple[list[dict], list[dict]]:
             ws = self.workspace()
-            return listing(ws.datasets(), ws.broken(), "dataset")
+            return listing(*ws.dataset_listing())  # one scan: each dataset's table is read once
 
         datasets, broken = await self.call(read)
         self.reply({"workspace": str(self.workspace_path), "datasets": datasets, "broken": broken})
@@ -139,7 +138,7 @@ class ModelsHandler(AstrocyteHandler):
     async def get(self) -> None:
         def read() -> tuple[list[dict], list[dict]]:
             ws = self.workspace()
-            return listing(ws.models(), ws.broken(), "model")
+            return listing(*ws.model_listing())
 
         models, broken = await self.call(read)
         self.reply({"workspace": str(self.workspace_path), "models": models, "broken": broken})

@@ -13,6 +13,7 @@ import pytest
 from astrocyte_lab.data.sources import Location, NamedSet, segmentation_set
 from astrocyte_lab.data.workspace import Workspace
 from astrocyte_lab.errors import AstrocyteError, FormatVersionError, LimitError, NameConflictError
+from tests.data.tar_helpers import symlink_chain_tar
 
 
 @pytest.fixture
@@ -205,32 +206,6 @@ def test_restore_of_non_backup_refused(ws, seg, tmp_path):
 
 
 # -- hardening (issue 19): crafted archives, manifests, interrupted restores ----------------------------------------
-def _symlink_chain_tar(path, up: int, extra: dict[str, bytes]):
-    """A CVE-2025-4517-style tar (see tests/data/test_safe_archive.py): a symbolic-link chain longer than PATH_MAX
-    hides a link ``up`` folders above the unpack folder to ``outside/keep.txt``, then overwrites that file."""
-    comp, steps = "d" * 247, "abcdefghijklmnop"
-
-    def add(tar, name, kind=tarfile.REGTYPE, data=b"", linkname=""):
-        info = tarfile.TarInfo(name)
-        info.type, info.linkname, info.size = kind, linkname, len(data)
-        tar.addfile(info, io.BytesIO(data) if data else None)
-
-    with tarfile.open(path, "w") as tar:
-        for name, data in extra.items():
-            add(tar, name, data=data)
-        prefix = ""
-        for step in steps:
-            add(tar, prefix + comp, tarfile.DIRTYPE)
-            add(tar, prefix + step, tarfile.SYMTYPE, linkname=comp)
-            prefix += comp + "/"
-        long_link = "/".join(steps) + "/" + "l" * 254
-        add(tar, long_link, tarfile.SYMTYPE, linkname="../" * len(steps))
-        add(tar, "escape", tarfile.SYMTYPE, linkname=long_link + "/" + "../" * up + "outside/keep.txt")
-        add(tar, "flaglink", tarfile.LNKTYPE, linkname="escape")
-        add(tar, "flaglink", data=b"pwned")
-    return path
-
-
 def _import_with(kind: str, ws, file, tmp_path):
     from astrocyte_lab.formats.export import import_voc_export
 
@@ -257,7 +232,7 @@ def test_every_importer_refuses_a_symlink_chain_escape(ws, tmp_path, kind, up):
     """Issue 19 item 1: on Python 3.11.7 ``filter="data"`` let this tar overwrite a file outside the target."""
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside/keep.txt").write_text("keep")
-    file = _symlink_chain_tar(tmp_path / ("evil.tar" if kind == "voc" else f"evil.{kind}"), up, _MANIFESTS[kind])
+    file = symlink_chain_tar(tmp_path / ("evil.tar" if kind == "voc" else f"evil.{kind}"), up, _MANIFESTS[kind])
     with pytest.raises(AstrocyteError, match=r"evil\..*symbolic link"):
         _import_with(kind, ws, file, tmp_path)
     assert (tmp_path / "outside/keep.txt").read_text() == "keep"
@@ -385,3 +360,79 @@ def test_backup_stores_hard_links_as_files_and_skips_symbolic_links(ws, seg, tmp
     os.symlink(tmp_path, ws.path / "elsewhere")
     restored = Workspace.restore(ws.backup(tmp_path / "b.tar"), tmp_path / "r")
     assert (restored.path / "notes-link.txt").read_text() == "notes" and not (restored.path / "elsewhere").exists()
+
+
+# -- review of the issue-19 hardening: a restore swap under way is never recovered by another process --------------
+def _interrupted_looking_swap(tmp_path, images):
+    """A workspace ``target`` with a restore journal and its complete staging folder beside it: what another
+    process sees while a restore is between writing its journal and its first rename."""
+    import json as _json
+
+    from astrocyte_lab.data import archive
+
+    _workspace_with(tmp_path, "target", images, "old")
+    staging = tmp_path / ".target.abcd1234.restoring"
+    (staging / "datasets").mkdir(parents=True)
+    (staging / "workspace.json").write_text('{"format_version": 1}')
+    archive.restore_journal(tmp_path / "target").write_text(
+        _json.dumps({"staging": staging.name, "old": ".target.abcd1234.old"}))
+    return staging
+
+
+def test_recovery_leaves_a_swap_held_by_another_process_alone(tmp_path, images, monkeypatch):
+    """Every ``Workspace()`` (every REST request) runs the recovery; it used to remove the staging folder a restore
+    in another process was about to rename into place. While the restore lock is held it now waits, then gives
+    up with an error and touches nothing."""
+    import fcntl
+    import os
+
+    from astrocyte_lab.data import archive
+
+    staging = _interrupted_looking_swap(tmp_path, images)
+    monkeypatch.setattr(archive, "RECOVERY_WAIT_S", 0.3)
+    fd = os.open(tmp_path / ".target.restore.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another open file: conflicts like another process's lock
+        with pytest.raises(AstrocyteError, match="a restore into it is in progress"):
+            Workspace(tmp_path / "target")
+        assert staging.is_dir() and archive.restore_journal(tmp_path / "target").is_file()
+    finally:
+        os.close(fd)
+    assert Workspace(tmp_path / "target").dataset_names() == ["old"]  # lock free: a stale journal is cleaned up
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".target")]
+
+
+def test_opening_during_a_restore_waits_for_its_swap(tmp_path, images):
+    """Two processes: a restore pauses just before its first rename while the other opens the workspace. The
+    opener used to delete the staging folder (the restore then failed, its backup lost); now it waits."""
+    import multiprocessing
+    import os
+    import time
+    from pathlib import Path
+
+    backup = _workspace_with(tmp_path, "source", images, "new").backup(tmp_path / "backup.tar")
+    _workspace_with(tmp_path, "target", images, "old")
+    context = multiprocessing.get_context("fork")
+    swapping = context.Event()
+
+    def child():
+        real = Path.rename
+
+        def rename(self, other):
+            if Path(other).name.endswith(".old"):  # the first rename of the swap: pause inside the swap
+                swapping.set()
+                time.sleep(1.0)
+            return real(self, other)
+
+        Path.rename = rename
+        Workspace.restore(backup, tmp_path / "target", overwrite=True)
+        os._exit(0)
+
+    process = context.Process(target=child)
+    process.start()
+    assert swapping.wait(60), "the restore did not reach its swap"
+    opened = Workspace(tmp_path / "target")
+    process.join(60)
+    assert process.exitcode == 0, "the restore failed"
+    assert opened.dataset_names() == ["new"] and len(opened.dataset("new")) == 2
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".target")]

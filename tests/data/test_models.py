@@ -148,3 +148,81 @@ def test_import_refuses_a_garbage_roi_mask(ws: Workspace, tmp_path: Path) -> Non
         tar.addfile(info, io.BytesIO(b"\x89PNGjunk!"))
     with pytest.raises(AstrocyteError, match=r"odd\.astrotrained:roi_mask\.png: not a readable image"):
         ws.import_model(file, "m")
+
+
+# -- review of the issue-19 hardening: weights checked in slices, under a size limit --------------------------------
+def _raw_weights(path: Path, header: dict, data_bytes: int, data: bytes = b"") -> Path:
+    """A safetensors file with this ``header`` and a data section of ``data_bytes`` (``data`` then zeros: the file
+    is extended sparsely, so a large tensor costs no disk)."""
+    import json
+
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as handle:
+        handle.write(len(text).to_bytes(8, "little") + text + data)
+        handle.truncate(8 + len(text) + data_bytes)
+    return path
+
+
+def test_weights_are_checked_in_slices_not_loaded_whole(tmp_path: Path) -> None:
+    """``check_weights`` loaded each tensor whole plus an ``isfinite`` copy (16 GiB per member were possible)."""
+    import tracemalloc
+
+    from astrocyte_lab.data.models import check_weights
+
+    size = 96 << 20
+    path = _raw_weights(tmp_path / "big.safetensors",
+                        {"w": {"dtype": "F32", "shape": [size // 4], "data_offsets": [0, size]}}, size)
+    tracemalloc.start()
+    try:
+        check_weights(path, "big")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 << 20, f"peak {peak:,} bytes while checking a {size:,}-byte tensor"
+
+
+@pytest.mark.parametrize(("dtype", "bad"), [("F32", np.float32(np.nan)), ("F16", np.float16(np.inf)),
+                                            ("F64", -np.inf), ("C64", np.complex64(complex(1, np.nan)))])
+def test_a_non_finite_value_in_the_last_slice_is_found(tmp_path: Path, monkeypatch, dtype, bad) -> None:
+    from astrocyte_lab.data import models
+
+    monkeypatch.setattr(models, "_FINITE_CHUNK", 64)
+    values = np.ones(100, models._DTYPES[dtype])
+    values[-1] = bad
+    path = _raw_weights(tmp_path / "w.safetensors", {"w": {"dtype": dtype, "shape": [100],
+                                                           "data_offsets": [0, values.nbytes]}},
+                        values.nbytes, values.tobytes())
+    with pytest.raises(AstrocyteError, match="tensor 'w' holds NaN or infinite values"):
+        models.check_weights(path, "w")
+    values[-1] = 0
+    path.write_bytes(path.read_bytes()[: -values.nbytes] + values.tobytes())
+    models.check_weights(path, "w")
+
+
+@pytest.mark.parametrize(("header", "message"), [
+    ({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, "no valid dtype"),
+    ({"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]},
+      "b": {"dtype": "U8", "shape": [2], "data_offsets": [1, 3]}}, "overlap or leave a gap"),
+    ({"a": {"dtype": "U8", "shape": [2], "data_offsets": [2, 4]}}, "overlap or leave a gap"),
+    ({"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}, "cover 2 of the 4 data bytes"),
+])
+def test_weights_numpy_cannot_load_are_refused_at_import(ws: Workspace, tmp_path: Path, header, message) -> None:
+    """BF16 tensors or tensors that do not tile the data section passed the header check and failed at use."""
+    weights = _raw_weights(tmp_path / "w.safetensors", header, 4).read_bytes()
+    with pytest.raises(AstrocyteError, match=message):
+        ws.import_model(_export_with(tmp_path, RECORD, weights), "m")
+    assert ws.models() == []
+
+
+def test_weights_above_the_limit_are_refused_before_unpacking(ws: Workspace, tmp_path: Path, monkeypatch) -> None:
+    from astrocyte_lab.data import safe_archive
+    from astrocyte_lab.errors import LimitError
+
+    file = _export_with(tmp_path, RECORD, _weights({"w": np.ones(64, np.float32)}))
+    monkeypatch.setenv("ASTROCYTE_MAX_WEIGHTS_BYTES", "200")
+    unpacked = []
+    monkeypatch.setattr(safe_archive, "_extract_one", lambda *args: unpacked.append(args))
+    with pytest.raises(LimitError, match=r"odd\.astrotrained:weights\.safetensors: .*ASTROCYTE_MAX_WEIGHTS_BYTES"):
+        ws.import_model(file, "m")
+    assert not unpacked and ws.models() == []

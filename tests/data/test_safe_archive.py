@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -12,36 +12,7 @@ import pytest
 from astrocyte_lab.data import safe_archive
 from astrocyte_lab.data.safe_archive import check_members, open_tar, read_manifest, read_member, safe_extract
 from astrocyte_lab.errors import AstrocyteError, LimitError, UnsafeArchiveError
-
-
-def add(tar: tarfile.TarFile, name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", linkname: str = "",
-        size: int | None = None) -> None:
-    """Add one member of any type; ``size`` declares a size other than the data's (a lying header)."""
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, linkname
-    info.size = len(data) if size is None else size
-    tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
-
-
-def symlink_chain_tar(path: Path, up: int, extra: dict[str, bytes] | None = None) -> Path:
-    """A CVE-2025-4517-style tar: a chain of symbolic links whose resolved path exceeds PATH_MAX hides a link
-    that leads ``up`` folders above the target to ``outside/keep.txt``, which a hard link and a regular member
-    then overwrite. ``tarfile``'s ``filter="data"`` on Python 3.11.7 lets it through."""
-    comp, steps = "d" * 247, "abcdefghijklmnop"
-    with tarfile.open(path, "w") as tar:
-        for name, data in (extra or {}).items():
-            add(tar, name, data=data)
-        prefix = ""
-        for step in steps:
-            add(tar, prefix + comp, tarfile.DIRTYPE)
-            add(tar, prefix + step, tarfile.SYMTYPE, linkname=comp)
-            prefix += comp + "/"
-        long_link = "/".join(steps) + "/" + "l" * 254
-        add(tar, long_link, tarfile.SYMTYPE, linkname="../" * len(steps))
-        add(tar, "escape", tarfile.SYMTYPE, linkname=long_link + "/" + "../" * up + "outside/keep.txt")
-        add(tar, "flaglink", tarfile.LNKTYPE, linkname="escape")
-        add(tar, "flaglink", data=b"pwned")
-    return path
+from tests.data.tar_helpers import add, header_bomb_tar, header_chain_tar, symlink_chain_tar
 
 
 @pytest.fixture
@@ -72,6 +43,8 @@ def test_symlink_chain_is_refused_before_writing(tmp_path, outside):
     (tarfile.REGTYPE, "a/../../escaped.txt", "", r"outside the archive"),
     (tarfile.REGTYPE, "/tmp/absolute.txt", "", "absolute"),
     (tarfile.REGTYPE, "C:/absolute.txt", "", "absolute"),
+    (tarfile.REGTYPE, "a/C:/mid-path.txt", "", "absolute or invalid"),
+    (tarfile.DIRTYPE, "a/C:", "", "absolute or invalid"),
     (tarfile.REGTYPE, "back\\slash.txt", "", "absolute or invalid"),
     (tarfile.REGTYPE, "ok.txt", "", "twice"),
     (tarfile.REGTYPE, "./ok.txt", "", "twice"),
@@ -191,3 +164,79 @@ def test_read_member_is_bounded_and_manifest_must_be_an_object(tmp_path):
             read_manifest(tar, "list.json", file)
         with pytest.raises(AstrocyteError, match=r"m\.tar:bad\.json: not UTF-8"):
             read_manifest(tar, "bad.json", file)
+
+
+# -- review of the issue-19 hardening: header bombs, header chains, folders swapped for links ----------------------
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE])
+def test_oversized_extension_header_refused_before_reading(tmp_path, kind):
+    """``tarfile`` read a GNU long-name or pax header whole before any limit was checked (256 MiB declared in a
+    1 MB .tar.gz raised peak memory by 260 MB; the fuzz suite checks the memory, here 8 MiB shows the refusal)."""
+    file = header_bomb_tar(tmp_path / "bomb.tar.gz", 8 << 20, kind)
+    with pytest.raises(LimitError, match=r"bomb\.tar\.gz: extension header at byte 0 declares 8,388,608 bytes"):
+        safe_extract(file, tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+def test_header_bomb_does_not_reach_memory(tmp_path):
+    """The 64 MiB a long-name header declares (64 KB compressed) are never read: peak traced memory stays small."""
+    import tracemalloc
+
+    file = header_bomb_tar(tmp_path / "bomb.tar.gz", 64 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(LimitError, match="declares 67,108,864 bytes"):
+            safe_extract(file, tmp_path / "t")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak:,} bytes"
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE, tarfile.XGLTYPE])
+def test_chain_of_extension_headers_refused(tmp_path, kind):
+    """2000 chained long-name headers made ``tarfile`` recurse until a raw ``RecursionError``."""
+    file = header_chain_tar(tmp_path / "chain.tar", 2000, kind)
+    with pytest.raises(LimitError, match=r"chain\.tar: .*more than 8 extension headers in a row"):
+        safe_extract(file, tmp_path / "t")
+    chain_later = header_chain_tar(tmp_path / "later.tar", 2000, kind, extra={"first.txt": b"first"})
+    with pytest.raises(LimitError, match=r"later\.tar: .*in a row"), open_tar(chain_later) as tar:
+        check_members(tar, chain_later)
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_few_extension_headers_are_fine(tmp_path):
+    """Long names and pax records of real archives still read (GNU and pax formats)."""
+    long_name = "f" * 200 + "/" + "g" * 200 + ".txt"
+    for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        file = tmp_path / f"long{fmt}.tar"
+        with tarfile.open(file, "w", format=fmt) as tar:
+            add(tar, long_name, data=b"long")
+        assert safe_extract(file, tmp_path / f"t{fmt}") == [long_name]
+        assert (tmp_path / f"t{fmt}" / long_name).read_bytes() == b"long"
+
+
+def test_recursion_error_is_a_read_error():
+    assert RecursionError in safe_archive._READ_ERRORS
+
+
+def test_folder_swapped_for_a_link_during_extraction_is_not_followed(tmp_path, outside, monkeypatch):
+    """Folders used to be checked with ``lstat`` and then reopened by path: a link put in their place in between
+    (by another process) led the next file out of the target. Now each level is opened by descriptor."""
+    file = tmp_path / "two.tar"
+    with tarfile.open(file, "w") as tar:
+        add(tar, "a", tarfile.DIRTYPE)
+        add(tar, "a/x.txt", data=b"x")
+        add(tar, "a/y.txt", data=b"y")
+    target = tmp_path / "t"
+    real_write = safe_archive._write_file
+
+    def write_after_swap(*args, **kwargs):
+        if (target / "a/x.txt").exists() and not (target / "a").is_symlink():
+            (target / "a").rename(target / "a-real")
+            os.symlink(outside, target / "a")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(safe_archive, "_write_file", write_after_swap)
+    safe_extract(file, target)
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in (target / "a-real").iterdir()) == ["x.txt", "y.txt"]

@@ -236,6 +236,11 @@ def test_damaged_workspace_marker_names_the_file(tmp_path):
 @pytest.mark.parametrize("damage", [("categories", "[not json"), ("categories", "[1, 2]"), ("module", None),
                                     ("width", "wide")])
 def test_damaged_table_attributes_name_the_dataset(ws, sets, damage):
+    _assert_damaged_attribute_refused(ws, sets, damage)
+
+
+def _assert_damaged_attribute_refused(ws, sets, damage: tuple[str, object]) -> None:
+    """Save a version whose attribute ``key`` is ``value`` (deleted for None): opening it must name the dataset."""
     ws.create_dataset("d", "classification", sets)
     store = store_module.DatasetStore(ws.path / "datasets" / "d")
     table = store.load_table()
@@ -248,3 +253,36 @@ def test_damaged_table_attributes_name_the_dataset(ws, sets, damage):
     with pytest.raises(DamagedDatasetError, match=rf"dataset 'd', version v\d+: damaged table .*{key}"):
         ws.dataset("d")
     assert [b.name for b in ws.broken()] == ["d"]
+
+
+# -- review of the issue-19 hardening: every JSON attribute validated; listings scan once ---------------------------
+@pytest.mark.parametrize("damage", [("mask_lut", None), ("mask_lut", "{not json"), ("mask_lut", "[]"),
+                                    ("mask_lut", '{"x": 1}'), ("mask_lut", '{"1": "a"}'), ("mask_lut", '{"²": 1}'),
+                                    ("mask_lut", 7), ("recipe", None), ("recipe", '"sets"'), ("recipe", "{}"),
+                                    ("recipe", '{"sets": 3}'), ("categories", "[" * 5000 + "]" * 5000)])
+def test_damaged_lut_recipe_or_deep_json_attributes_name_the_dataset(ws, sets, damage):
+    """``mask_lut`` and ``recipe`` were never checked (a crafted export imported, then failed with a raw error on
+    first edit), and a deeply nested attribute raised a raw ``RecursionError``."""
+    _assert_damaged_attribute_refused(ws, sets, damage)
+
+
+def test_listings_read_each_item_once(ws, sets, monkeypatch):
+    """The REST list endpoints called ``datasets()`` and then ``broken()``: every table was read twice."""
+    ws.create_dataset("a", "classification", sets)
+    ws.create_dataset("b", "classification", sets)
+    (ws.path / "datasets/b/HEAD").write_text("garbage\n")
+    _save_model(ws, "m")
+    _save_model(ws, "n")
+    (ws.path / "models/n/model.json").write_text("[]")
+    tables, records = [], []
+    load_table, record = store_module.DatasetStore.load_table, ws.model_store.record.__func__
+    monkeypatch.setattr(store_module.DatasetStore, "load_table", lambda s, *a: tables.append(s.root.name)
+                        or load_table(s, *a))
+    monkeypatch.setattr(type(ws.model_store), "record", lambda s, name: records.append(name) or record(s, name))
+    infos, broken = ws.dataset_listing()
+    assert [i.name for i in infos] == ["a"] and [(b.kind, b.name) for b in broken] == [("dataset", "b")]
+    assert tables == ["a"]  # b's HEAD is refused before its table is read
+    infos, broken = ws.model_listing()
+    assert [i.name for i in infos] == ["m"] and [(b.kind, b.name) for b in broken] == [("model", "n")]
+    assert records == ["m", "n"]
+    assert [b.name for b in ws.broken()] == ["b", "n"] and [i.name for i in ws.datasets()] == ["a"]

@@ -137,3 +137,42 @@ def test_bad_import_leaves_no_half_dataset(ws: Workspace, tmp_path: Path) -> Non
         import_voc_export(ws, bogus, "broken")
     assert "broken" not in ws.dataset_names()
     assert not (ws.path / "imports" / "broken").exists()
+
+
+# -- review of the issue-19 hardening: label values, text-file limit, name conflicts --------------------------------
+def _voc_folder(tmp_path: Path, labels: bytes) -> Path:
+    folder = tmp_path / "voc"
+    (folder / "JPEGImages").mkdir(parents=True)
+    (folder / "labels.txt").write_bytes(labels)
+    return folder
+
+
+@pytest.mark.parametrize("value", ["²", "1" * 5000, "-1", "1_000", "٣"])
+def test_label_values_must_be_plain_digits(ws: Workspace, tmp_path: Path, value: str) -> None:
+    """``str.isdigit`` accepted '²' and 5000 digits, which ``int`` then refused with a raw ValueError."""
+    folder = _voc_folder(tmp_path, f"0 background\n{value} odd\n".encode())
+    with pytest.raises(AstrocyteError, match=r"labels\.txt:2: expected 'value name'"):
+        import_voc_export(ws, folder, "x")
+    assert ws.dataset_names() == [] and not (ws.path / "imports" / "x").exists()
+
+
+def test_export_text_files_are_read_under_the_annotation_limit(ws: Workspace, tmp_path: Path, monkeypatch) -> None:
+    from astrocyte_lab.errors import LimitError
+
+    folder = _voc_folder(tmp_path, b"0 background\n1 a-rather-long-category-name\n")
+    monkeypatch.setenv("ASTROCYTE_MAX_ANNOTATION_FILE_BYTES", "16")
+    with pytest.raises(LimitError, match=r"labels\.txt: .*ASTROCYTE_MAX_ANNOTATION_FILE_BYTES"):
+        import_voc_export(ws, folder, "x")
+    assert ws.dataset_names() == []
+
+
+def test_import_under_an_existing_name_keeps_that_dataset(ws: Workspace, tmp_path: Path, sample_root: Path) -> None:
+    """The import used to go on to ``create_dataset``, whose NameConflictError the clean-up then answered by
+    deleting the user's existing dataset of that name."""
+    from astrocyte_lab.errors import NameConflictError
+
+    mine = ws.create_dataset("det", "detection", [DatabaseSet("db", hardware_text(sample_root))])
+    with pytest.raises(NameConflictError, match="'det' already exists"):
+        import_voc_export(ws, export_annotated(mine, tmp_path / "det.tar"), "det")
+    assert ws.dataset_names() == ["det"] and len(ws.dataset("det")) == len(mine)
+    assert not (ws.path / "imports" / "det").exists()

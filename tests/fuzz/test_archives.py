@@ -2,8 +2,10 @@
 crafted member lists, truncated files and bit flips of valid exports.
 
 Each case runs in a memory-capped child (``bounded``) and must end in success or a project error; afterwards
-nothing may have been written outside the importer's target: the ``outside`` folder is unchanged, no link exists
-anywhere under the case folder and no staging folder is left behind. ``ASTROCYTE_FUZZ_EXAMPLES`` sets the number
+nothing may have been written outside the importer's target: nothing under ``tmp_path`` outside the case folder
+changed (``outside`` included, which the crafted ``..`` names aim at from each importer's unpack folder), no link
+exists anywhere under the case folder and no staging folder is left behind. Header bombs (one extension header
+declaring 256 MiB) and header chains run under a tighter memory cap. ``ASTROCYTE_FUZZ_EXAMPLES`` sets the number
 of cases per test (default 40) for longer runs.
 """
 
@@ -15,6 +17,7 @@ import os
 import tarfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,6 +28,7 @@ from hypothesis import strategies as st
 from astrocyte_lab.data.sources import segmentation_set
 from astrocyte_lab.data.workspace import Workspace
 from astrocyte_lab.formats.export import export_annotated, import_voc_export
+from tests.data.tar_helpers import header_bomb_tar, header_chain_tar
 
 KINDS = ("dataset", "backup", "model", "voc")
 SUFFIX = {"dataset": ".astrods", "backup": ".tar", "model": ".astrotrained", "voc": ".tar"}
@@ -35,6 +39,12 @@ MANIFEST = {
                              "input": {"width": 8, "height": 8, "channels": 1}}),
     "voc": ("labels.txt", "0 a\n"),
 }
+#: how many folders each importer's unpack folder lies below ``tmp_path`` (the case folder is ``tmp_path/cases/<id>``):
+#: ``case/ws/datasets/.imported.*.importing``, ``case/.restored.*.restoring``, ``case/ws/models/.import.*``,
+#: ``case/ws/imports/imported``; ``"../" * UP[kind]`` from there is ``tmp_path``
+UP = {"dataset": 5, "backup": 3, "model": 5, "voc": 5}
+#: the folders of a case where staging folders are made: none may be left there
+STAGING_PARENTS = (".", "ws", "ws/datasets", "ws/models", "ws/imports")
 FUZZ = settings(max_examples=int(os.environ.get("ASTROCYTE_FUZZ_EXAMPLES", "40")), deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -83,37 +93,53 @@ def run_import(kind: str, file: Path, case: Path) -> None:
         import_voc_export(ws, file, "imported", "segmentation")
 
 
-def check_case(case: Path, file: Path, outside_untouched) -> None:
-    """Nothing outside the target: ``outside`` unchanged, no links, no leftover staging folders."""
+def snapshot_except(root: Path, case: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``root`` but inside ``case``, with its size and modification time (links not followed)."""
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in root.rglob("*")
+            if p != case and case not in p.parents}
+
+
+def check_case(case: Path, file: Path, before: dict, tmp_path: Path, outside_untouched) -> None:
+    """Nothing outside the target: all of ``tmp_path`` but the case unchanged, no links, no staging left."""
     outside_untouched()
+    assert snapshot_except(tmp_path, case) == before, "a file was written outside the case folder"
     assert not [p for p in case.rglob("*") if p.is_symlink()], "a link was created"
     assert {p.name for p in case.iterdir()} <= {file.name, "ws", "restored"}
-    for folder in (case / "ws/datasets", case / "ws/models"):
+    for folder in (case / name for name in STAGING_PARENTS):
         if folder.is_dir():
             assert not [p.name for p in folder.iterdir() if p.name.startswith(".")], "staging left behind"
 
 
-def fuzz_one(kind: str, data: bytes, tmp_path: Path, bounded, outside_untouched) -> None:
+def fuzz_one(kind: str, data: bytes, tmp_path: Path, bounded, outside_untouched, memory_mib: int = 768) -> Any:
+    """Import ``data`` as a ``kind`` archive in a capped child; check the case; return what ``bounded`` returned."""
     case = tmp_path / "cases" / uuid.uuid4().hex[:8]
     case.mkdir(parents=True)
     file = case / f"in{SUFFIX[kind]}"
     file.write_bytes(data)
-    bounded(run_import, kind, file, case)
-    check_case(case, file, outside_untouched)
+    before = snapshot_except(tmp_path, case)
+    result = bounded(run_import, kind, file, case, memory_mib=memory_mib)
+    check_case(case, file, before, tmp_path, outside_untouched)
+    return result
 
 
 # -- strategies ---------------------------------------------------------------------------------------------------
+EXTENSIONS = [tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE]
+DECLARED = [0, 1, 8, 40, 513, 1 << 20, (1 << 20) + 1, 1 << 28, 1 << 33]
 TYPES = [tarfile.REGTYPE, tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
          tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE]
 
 
-def names(outside: Path) -> st.SearchStrategy[str]:
+def names(kind: str, outside: Path) -> st.SearchStrategy[str]:
+    """Member and link names: ordinary ones, and ones that land in ``outside`` (or just beside it) from the
+    importer's unpack folder."""
+    escapes = [f"{'../' * up}outside/{leaf}" for up in (UP[kind] - 1, UP[kind], UP[kind] + 1)
+               for leaf in ("keep.txt", "new.txt")]
     fixed = ["a", "a/b", "HEAD", "versions/v000001.zarr/zarr.json", "weights.safetensors", "model.json",
              "astrocyte-dataset.json", "astrocyte-backup.json", "labels.txt", "JPEGImages/p0.png", "../x",
-             "../../outside/keep.txt", "../../../outside/keep.txt", "../../../../outside/keep.txt",
-             str(outside / "keep.txt"), str(outside / "new.txt"), "/etc/x", "", ".", "./a", "a//b", "a/../..",
+             *escapes, f"a/{'../' * (UP[kind] + 1)}outside/new.txt", str(outside / "keep.txt"),
+             str(outside / "new.txt"), "/etc/x", "", ".", "./a", "a//b", "a/../..", "a/C:/x", "C:x",
              "x" * 300, "d" * 247 + "/" + "e" * 247]
-    return st.one_of(st.sampled_from(fixed), st.text(st.sampled_from("ab./\\-_\x00é"), max_size=12))
+    return st.one_of(st.sampled_from(fixed), st.text(st.sampled_from("ab./\\-_\x00é:"), max_size=12))
 
 
 def member_data() -> st.SearchStrategy[bytes]:
@@ -135,8 +161,11 @@ def crafted_tar(draw: st.DrawFn, kind: str, outside: Path) -> bytes:
             payload = value.encode() if isinstance(value, str) else json.dumps(value).encode()
             _add(tar, name, tarfile.REGTYPE, payload, "")
         for _ in range(draw(st.integers(0, 6))):
-            _add(tar, draw(names(outside)), draw(st.sampled_from(TYPES)), draw(member_data()),
-                 draw(names(outside)))
+            for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2, 12]))):  # extension headers, often lying
+                _add_extension(tar, draw(st.sampled_from(EXTENSIONS)), draw(st.sampled_from(DECLARED)),
+                               draw(st.binary(max_size=40)))
+            _add(tar, draw(names(kind, outside)), draw(st.sampled_from(TYPES)), draw(member_data()),
+                 draw(names(kind, outside)))
     data = buffer.getvalue()
     if draw(st.booleans()):
         data = data[: draw(st.integers(0, len(data)))]
@@ -152,6 +181,16 @@ def _add(tar: tarfile.TarFile, name: str, kind: bytes, data: bytes, linkname: st
         tar.addfile(info, io.BytesIO(data) if regular else None)
     except (ValueError, UnicodeError):
         pass  # a name tarfile itself cannot write (NUL in a GNU name): skip the member
+
+
+def _add_extension(tar: tarfile.TarFile, kind: bytes, declared: int, data: bytes) -> None:
+    """A raw extension header declaring ``declared`` bytes but followed by ``data`` only (what comes next is then
+    read as its content)."""
+    info = tarfile.TarInfo("././@LongLink")
+    info.type, info.size = kind, declared
+    block = info.tobuf(tarfile.GNU_FORMAT, tar.encoding, tar.errors) + data + bytes(-len(data) % 512)
+    tar.fileobj.write(block)
+    tar.offset += len(block)
 
 
 def regions(data: bytes) -> list[tuple[int, int]]:
@@ -200,3 +239,21 @@ def test_valid_archives_import(kind, valid, tmp_path, bounded, outside_untouched
     fuzz_one(kind, valid[kind][0], tmp_path, bounded, outside_untouched)
     case = next((tmp_path / "cases").iterdir())
     assert (case / ("restored" if kind == "backup" else "ws")).is_dir()
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Header bombs and a header chain, built once: any importer refuses them while reading headers."""
+    root = tmp_path_factory.mktemp("bombs")
+    return {"long-name bomb": header_bomb_tar(root / "l.tar.gz", 256 << 20, tarfile.GNUTYPE_LONGNAME).read_bytes(),
+            "pax bomb": header_bomb_tar(root / "x.tar.gz", 256 << 20, tarfile.XHDTYPE).read_bytes(),
+            "header chain": header_chain_tar(root / "chain.tar", 2000).read_bytes()}
+
+
+@pytest.mark.parametrize("build", ["long-name bomb", "pax bomb", "header chain"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_header_bombs_and_chains(kind, build, bombs, tmp_path, bounded, outside_untouched):
+    """One extension header declaring 256 MiB (260 KB compressed) used to be read whole (peak memory +260 MB),
+    2000 chained ones raised a raw RecursionError: both are refused, here under a 160 MiB cap."""
+    result = fuzz_one(kind, bombs[build], tmp_path, bounded, outside_untouched, memory_mib=160)
+    assert result.type == "LimitError" and "extension header" in result.message, result
