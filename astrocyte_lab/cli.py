@@ -51,8 +51,7 @@ def datasets_list(workspace: WorkspaceOption = None,
                   as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List datasets with module, image dimensions, image count, update time and description."""
     ws = _workspace(workspace)
-    infos = ws.datasets()
-    broken = [b for b in ws.broken() if b.kind == "dataset"]
+    infos, broken = ws.dataset_listing()
     if as_json:
         typer.echo(json.dumps([{**i.__dict__, "categories": list(i.categories)} for i in infos], indent=1))
         report_broken(broken)

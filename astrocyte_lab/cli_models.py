@@ -158,11 +158,11 @@ def register(app: typer.Typer) -> None:
 @models_app.command("list")
 def models_list(workspace: WorkspaceOption = None) -> None:
     """Trained models with module, input size, categories, creation time, duration and metrics."""
-    ws = workspace_of(workspace)
-    for info in ws.models():
+    infos, broken = workspace_of(workspace).model_listing()
+    for info in infos:
         typer.echo(f"{info.name:28} {info.module:15} {info.architecture:22} {info.width}x{info.height}x{info.channels} "
                    f"{info.created}  {info.duration_s:7.1f} s  {json.dumps(info.performance)}")
-    report_broken([b for b in ws.broken() if b.kind == "model"])
+    report_broken(broken)
 
 
 @models_app.command("info")

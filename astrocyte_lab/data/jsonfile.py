@@ -13,6 +13,7 @@ from typing import Any
 
 from astrocyte_lab.data.limits import check_limit, limit
 from astrocyte_lab.errors import AstrocyteError, LimitError
+from astrocyte_lab.runtime.limits import json_depth
 
 
 class JsonFileError(AstrocyteError, ValueError):
@@ -21,28 +22,6 @@ class JsonFileError(AstrocyteError, ValueError):
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name} is not allowed")
-
-
-def _depth(text: str) -> int:
-    """Deepest nesting of ``[``/``{`` outside strings, counted without recursion."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def load_json(data: bytes | str, source: str | Path) -> Any:
@@ -55,7 +34,7 @@ def load_json(data: bytes | str, source: str | Path) -> Any:
             raise JsonFileError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     else:
         text = data
-    deepest = _depth(text) if text.count("[") + text.count("{") > limit("json_depth") else 0
+    deepest = json_depth(text) if text.count("[") + text.count("{") > limit("json_depth") else 0
     if deepest > limit("json_depth"):
         raise LimitError(f"{source}: JSON nested {deepest} levels deep, above the limit of {limit('json_depth')}; "
                          f"set ASTROCYTE_MAX_JSON_DEPTH to raise it")

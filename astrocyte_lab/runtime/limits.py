@@ -1,11 +1,12 @@
 """Safety limits of the torch-free runtime, checked before anything is allocated: package sizes, image pixels,
 network input sizes, and a strict, bounded JSON reader for ``metadata.json``.
 
-The runtime must import without the rest of astrocyte-lab, so it keeps its own copy of the limits it shares
-with :mod:`astrocyte_lab.data.limits`; both read the same environment variables (``ASTROCYTE_MAX_<NAME>``,
-read at each check, so ``monkeypatch.setenv`` and ``ASTROCYTE_MAX_IMAGE_PIXELS=... python ...`` take effect).
-``package_bytes`` and ``input_side`` are the runtime's own: a package is held in memory whole, and the network
-input is what each preprocessed image (or tile) allocates.
+This is the one table of astrocyte-lab's limits: the runtime must import without the rest of the package, so
+the table lives here and :mod:`astrocyte_lab.data.limits` reads it, raising the engine's error type. Each limit
+is raised by ``ASTROCYTE_MAX_<NAME>``, read at each check, so ``monkeypatch.setenv`` and
+``ASTROCYTE_MAX_IMAGE_PIXELS=... python ...`` take effect. ``package_bytes`` and ``input_side`` concern the
+runtime (a package is held in memory whole; the network input is what each image or tile allocates); the archive,
+JSON, text, table and weights limits concern the workspace's readers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ DEFAULTS: dict[str, tuple[int, str]] = {
     "archive_ratio": (200, "uncompressed size / archive file size, checked above archive_ratio_floor_bytes"),
     "archive_ratio_floor_bytes": (256 * MiB, "uncompressed size under which the ratio is not checked"),
     "json_depth": (64, "nesting depth of one JSON document"),
+    "archive_bytes": (256 * GiB, "uncompressed bytes of all members of one archive"),
+    "archive_member_bytes": (16 * GiB, "uncompressed bytes of one archive member"),
+    "json_bytes": (1 * GiB, "bytes of one JSON document (annotations, records, manifests)"),
+    "text_field_chars": (1 << 20, "characters in one field of a text annotation file"),
+    "table_bytes": (4 * GiB, "bytes of one dataset version's table (all its columns) in memory"),
+    "annotation_file_bytes": (1 * GiB, "bytes of one text or XML annotation file"),
+    "weights_bytes": (4 * GiB, "bytes of one trained model's weights file (safetensors)"),
 }
 METADATA_BYTES = 16 * MiB  # metadata.json is a few kilobytes; this bound is fixed
 

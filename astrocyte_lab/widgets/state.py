@@ -49,7 +49,8 @@ class AppState(traitlets.HasTraits):
 
     def broken(self, kind: str) -> list[BrokenItem]:
         """The datasets or models (``kind``) of the workspace that cannot be read, whatever their module."""
-        return [item for item in self.workspace.broken() if item.kind == kind]
+        listing = self.workspace.dataset_listing if kind == "dataset" else self.workspace.model_listing
+        return listing()[1]
 
     def dataset(self, name: str | None = None) -> Dataset | None:
         """The open dataset called ``name`` (default: the chosen one), shared by every panel."""
