@@ -187,8 +187,8 @@ def _check_finite(array: np.ndarray) -> None:
                                   "pixel values cannot be predicted")
 
 
-def normalise(image: np.ndarray, meta_input: Mapping[str, Any]) -> np.ndarray:
-    """Step 5: ``(x - mean) / std`` per channel of an ``(H, W, C)`` float array; a new float32 array."""
+def _normalisation(image: np.ndarray, meta_input: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The checked per-channel ``mean`` and ``std`` of the package for ``image``'s channels."""
     channels = int(meta_input["channels"])
     mean = _per_channel(meta_input.get("mean", [0.0] * channels), channels, "mean")
     std = _per_channel(meta_input.get("std", [1.0] * channels), channels, "std")
@@ -196,18 +196,18 @@ def normalise(image: np.ndarray, meta_input: Mapping[str, Any]) -> np.ndarray:
         raise PreprocessError("input std must not contain 0")
     if image.shape[2] != channels:
         raise PreprocessError(f"expected {channels} channels to normalise, got {image.shape[2]}")
+    return mean, std
+
+
+def normalise(image: np.ndarray, meta_input: Mapping[str, Any]) -> np.ndarray:
+    """Step 5: ``(x - mean) / std`` per channel of an ``(H, W, C)`` float array; a new float32 array."""
+    mean, std = _normalisation(image, meta_input)
     return ((image - mean) / std).astype(np.float32, copy=False)
 
 
 def _normalise_in_place(image: np.ndarray, meta_input: Mapping[str, Any]) -> None:
     """:func:`normalise` on a float32 ``(H, W, C)`` array the caller owns, without a second full-size array."""
-    channels = int(meta_input["channels"])
-    mean = _per_channel(meta_input.get("mean", [0.0] * channels), channels, "mean")
-    std = _per_channel(meta_input.get("std", [1.0] * channels), channels, "std")
-    if np.any(std == 0):
-        raise PreprocessError("input std must not contain 0")
-    if image.shape[2] != channels:
-        raise PreprocessError(f"expected {channels} channels to normalise, got {image.shape[2]}")
+    mean, std = _normalisation(image, meta_input)
     image -= mean
     image /= std
 
