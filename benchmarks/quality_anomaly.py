@@ -7,7 +7,8 @@ tested. Images of many sizes are resized to ``--size`` x ``--size``; the soft ma
 resized by nearest neighbour. Prints image AUROC, AUPR, pixel AUROC (overall and per defect folder), the fit
 time (the training job: features, coreset, layout, segmenter, saving; anomalib is imported before, as in a
 running kernel, and its import time is printed apart) and the process's peak resident memory, for the default
-configuration unless options say otherwise.
+configuration unless options say otherwise. The set-up (reading the set, resizing, the workspace's two datasets)
+is ``suite.py``'s; the suite itself compares the defaults with plain anomalib over every anomaly dataset.
 
     .venv/bin/python benchmarks/quality_anomaly.py [--size 256] [--algorithm patchcore] [--architecture ...]
         [--no-layout-model] [--no-defect-segmenter] [--segmenter-patches N]
@@ -24,48 +25,27 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
+from suite import DEFAULT_DATA, Prepared, Split, _shuffled, anomaly_workspace, magnetic_tile_items, prepare_anomaly
 
-from astrocyte_lab import Workspace
-from astrocyte_lab.data.sources import Location, NamedSet
 from astrocyte_lab.evaluation.anomaly import evaluate_anomaly
 from astrocyte_lab.modules.anomaly import postprocess
 from astrocyte_lab.modules.anomaly.config import AnomalyConfig
 from astrocyte_lab.modules.anomaly.trainer import train_job
 
-DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "magnetic_tile"
 
-
-def _write(image: Path, folder: Path, size: int, masks: Path | None = None) -> None:
-    grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
-    cv2.imwrite(str(folder / f"{image.parent.parent.name}_{image.stem}.png"),
-                cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA))
-    if masks is not None:
-        soft = cv2.imread(str(image.with_suffix(".png")), cv2.IMREAD_GRAYSCALE)
-        mask = np.where(soft > 127, 255, 0).astype(np.uint8)
-        cv2.imwrite(str(masks / f"{image.parent.parent.name}_{image.stem}.png"),
-                    cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST))
-
-
-def prepare(data: Path, work: Path, size: int, train_ratio: float, seed: int = 0) -> dict[str, Path]:
-    """Folders ``train`` (normal), ``test_normal``, ``test_anomaly`` and ``test_masks`` of resized PNGs."""
-    folders = {name: work / name for name in ("train", "test_normal", "test_anomaly", "test_masks")}
-    for folder in folders.values():
-        folder.mkdir(parents=True)
-    free = sorted((data / "MT_Free" / "Imgs").glob("*.jpg"))
-    order = np.random.default_rng(seed).permutation(len(free))
+def prepare(data: Path, work: Path, size: int, train_ratio: float) -> tuple[Prepared, Split]:
+    """The suite's magnetic-tile folders at ``size`` x ``size``, with ``train_ratio`` of ``MT_Free`` training
+    (the seed-0 draw this script has always used; the suite itself trains on a fixed count)."""
+    items = magnetic_tile_items(data)
+    free = _shuffled([i for i in items if not i.defect])
     cut = round(train_ratio * len(free))
-    for rank, index in enumerate(order):
-        _write(free[index], folders["train" if rank < cut else "test_normal"], size)
-    for defect in DEFECTS:
-        for image in sorted((data / defect / "Imgs").glob("*.jpg")):
-            _write(image, folders["test_anomaly"], size, folders["test_masks"])
-    return folders
+    split = Split(free[:cut], free[cut:] + [i for i in items if i.defect])
+    prepare_anomaly(split, work, (size, size))
+    return Prepared("magnetic_tile", work, (size, size), cut, len(split.test), []), split
 
 
-def pixel_auroc_per_defect(test, heatmaps: dict[int, np.ndarray]) -> dict[str, tuple[float, int]]:
+def pixel_auroc_per_defect(test, heatmaps: dict[int, np.ndarray], split: Split) -> dict[str, tuple[float, int]]:
     """Pixel AUROC over the defect-free test images plus one defect folder at a time, and its defect pixels.
 
     The overall pixel AUROC weighs every defect pixel alike, so the folders with large defect areas decide
@@ -74,17 +54,17 @@ def pixel_auroc_per_defect(test, heatmaps: dict[int, np.ndarray]) -> dict[str, t
     table = test.table
     normal = [int(i) for i in table.index[table["ground_truth"] == "Normal"]]
     out: dict[str, tuple[float, int]] = {}
-    for defect in DEFECTS:
-        ids = [int(i) for i in table.index[table["name"].str.startswith(defect + "_")]]
+    for kind in sorted({i.name.split("_", 1)[0] for i in split.test if i.defect}):
+        ids = [int(i) for i in table.index[table["name"].str.startswith(kind + "_")]]
         masks = [test.mask(i) for i in ids] + [np.zeros(heatmaps[i].shape, bool) for i in normal]
         value = postprocess.pixel_auroc(masks, [heatmaps[i] for i in ids + normal])
-        out[defect.removeprefix("MT_")] = (float(value), int(sum(m.sum() for m in masks)))
+        out[kind] = (float(value), int(sum(m.sum() for m in masks)))
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA / "magnetic_tile")
     parser.add_argument("--size", type=int, default=256, help="images are resized to size x size")
     parser.add_argument("--train-ratio", type=float, default=0.8, help="share of MT_Free used for training")
     parser.add_argument("--architecture", default=None, help="backbone (default: the module default)")
@@ -102,14 +82,9 @@ def main() -> None:
     start = time.perf_counter()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="astro-mt-anomaly-"))
     try:
-        folders = prepare(args.data, work / "data", args.size, args.train_ratio)
-        ws = Workspace(work / "ws")
-        ws.create_dataset("mt-train", "anomaly", [NamedSet("free", [Location(folders["train"], category="Normal")])],
-                          train_ratio=1.0, seed=0)
-        test = ws.create_dataset("mt-test", "anomaly", [
-            NamedSet("free", [Location(folders["test_normal"], category="Normal")]),
-            NamedSet("defects", [Location(folders["test_anomaly"], category="Anomaly")],
-                     masks=Location(folders["test_masks"]))], train_ratio=0.0, seed=0)
+        folders, split = prepare(args.data, work / "data", args.size, args.train_ratio)
+        ws = anomaly_workspace(folders, work / "ws")
+        test = ws.dataset("test")
         options = {k: v for k, v in (("architecture", args.architecture), ("algorithm", args.algorithm),
                                      ("granularity", args.granularity), ("memory_bank_size", args.memory_bank_size),
                                      ("coreset_ratio", args.coreset_ratio),
@@ -124,7 +99,7 @@ def main() -> None:
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         fit_start, fit_cpu = time.perf_counter(), time.process_time()
         load_before = os.getloadavg()[0]
-        job = train_job(ws, "mt-train", "mt-model", config)
+        job = train_job(ws, "train", "mt-model", config)
         job.subscribe(lambda e: print(f"  {time.perf_counter() - fit_start:6.1f} s  {e.message}", flush=True)
                       if e.kind == "status" else None)
         job.result()
@@ -132,9 +107,9 @@ def main() -> None:
         load_after = os.getloadavg()[0]
         rss_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         test_start = time.perf_counter()
-        report = evaluate_anomaly(ws, "mt-model", "mt-test", "all", write_back=False, keep_heatmaps=True)
+        report = evaluate_anomaly(ws, "mt-model", "test", "all", write_back=False, keep_heatmaps=True)
         test_s = time.perf_counter() - test_start
-        per_defect = pixel_auroc_per_defect(test, report.heatmaps)
+        per_defect = pixel_auroc_per_defect(test, report.heatmaps, split)
         record = ws.model_store.record("mt-model")
         for line in report.lines():
             print(line)
